@@ -1,0 +1,40 @@
+"""Settings read once from the environment that template.yaml gives each function."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Names of the resources a function talks to, and the limits it enforces.
+
+    The endpoint of the AWS APIs is not here on purpose: boto3 reads the standard
+    `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` variables, so LocalStack, MinIO or the
+    embedded emulator are chosen the same way as with any other AWS tool.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="STEK_", extra="ignore")
+
+    raw_bucket: str = "stek-raw"
+    models_bucket: str = "stek-models"
+    artifacts_bucket: str = "stek-artifacts"
+    catalog_table: str = "stek-catalog"
+    events_table: str = "stek-events"
+    idempotency_table: str = "stek-idempotency"
+    training_queue_url: str = ""
+    versions_queue_url: str = ""
+    ingest_queue_url: str = ""
+    webhook_token: str = Field(default="", description="bearer token MinIO's webhook sends")
+    max_upload_bytes: int = 40 * 1024 * 1024
+    max_image_pixels: int = 100_000_000
+    presign_expiry_s: int = 900
+    event_ttl_days: int = 365
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, validated on first use."""
+    return Settings()
