@@ -1,0 +1,1 @@
+"""Datasets: built from ingested images and imports, cleaned, frozen into immutable versions."""
