@@ -41,7 +41,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def stack() -> Iterator[Stack]:
     """template.yaml provisioned on moto's in-process mock under a random stack name."""
     with mock_aws():
-        yield bring_up(stack_name=f"t{uuid.uuid4().hex[:10]}", parameters={"WebhookToken": "hook-secret"})
+        yield bring_up(
+            stack_name=f"t{uuid.uuid4().hex[:10]}", parameters={"WebhookToken": "hook-secret"}
+        )
 
 
 @pytest.fixture

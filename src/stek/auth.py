@@ -87,7 +87,9 @@ class ApiKeys:
         item = answer.get("Item")
         if not item:
             raise Unauthorized("this API key is not known; create one with 'stek keys create'")
-        return Principal(tenant=item["tenant"]["S"], role=Role(item["role"]["S"]), key_id=item["key_id"]["S"])
+        return Principal(
+            tenant=item["tenant"]["S"], role=Role(item["role"]["S"]), key_id=item["key_id"]["S"]
+        )
 
 
 def _digest(secret: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_RETRIES = {"max_attempts": 5, "mode": "standard"}
+_RETRIES: Any = {"max_attempts": 5, "mode": "standard"}
 
 
 def _config(service: str) -> Config:

@@ -102,7 +102,9 @@ def _object_created(raw: Any, source: str) -> ObjectCreated | None:
     try:
         record = _Record.model_validate(raw)
     except ValidationError as error:
-        raise MalformedEvent(f"bucket event record is malformed: {error.errors()[0]['msg']}") from error
+        raise MalformedEvent(
+            f"bucket event record is malformed: {error.errors()[0]['msg']}"
+        ) from error
     event_name = record.eventName.removeprefix("s3:")
     if not event_name.startswith("ObjectCreated"):
         return None

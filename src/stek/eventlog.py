@@ -61,7 +61,7 @@ class EventLog:
 
     def record(
         self,
-        type: str,  # noqa: A002 - the domain word
+        type: str,
         tenant: str,
         subject: str,
         *,
@@ -71,7 +71,6 @@ class EventLog:
         **data: Any,
     ) -> DomainEvent | None:
         """Append an event; returns None when `dedup` says it was written before."""
-        event_id = uuid.uuid5(_NAMESPACE, f"{type}|{tenant}|{dedup}").hex if dedup else None
         event = DomainEvent(
             type=type,
             tenant=tenant,
@@ -79,8 +78,9 @@ class EventLog:
             correlation_id=correlation_id,
             actor=actor,
             data=data,
-            **({"id": event_id} if event_id else {}),
         )
+        if dedup:
+            event.id = uuid.uuid5(_NAMESPACE, f"{type}|{tenant}|{dedup}").hex
         if not self._put(event, deduplicated=dedup is not None):
             return None
         return event
@@ -125,7 +125,7 @@ class EventLog:
         self,
         tenant: str,
         *,
-        type: str | None = None,  # noqa: A002
+        type: str | None = None,
         subject: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -161,7 +161,9 @@ class EventLog:
                 return
             cursor = page.next_cursor
 
-    def _key_condition(self, tenant: str, type: str | None, subject: str | None) -> tuple[str | None, Any]:  # noqa: A002
+    def _key_condition(
+        self, tenant: str, type: str | None, subject: str | None
+    ) -> tuple[str | None, Any]:
         if subject:
             return "by_subject", Key("subject_key").eq(f"{tenant}#{subject}")
         if type:
@@ -190,4 +192,3 @@ def _time_range(since: datetime | None, until: datetime | None) -> Any:
 
 def _serialize(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _serializer.serialize(value) for name, value in item.items()}
-

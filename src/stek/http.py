@@ -53,7 +53,9 @@ def problem_response(status: int, title: str, detail: str, **extra: Any) -> Resp
     )
 
 
-def _authenticate(app: APIGatewayHttpResolver, next_middleware: Callable[..., Response]) -> Response:
+def _authenticate(
+    app: APIGatewayHttpResolver, next_middleware: Callable[..., Response]
+) -> Response:
     path = app.current_event.path
     if path in PUBLIC_PATHS:
         return next_middleware(app)

@@ -43,7 +43,7 @@ _current: Services | None = None
 
 def services() -> Services:
     """The services of this process, built on first use."""
-    global _current  # noqa: PLW0603 - one set of clients per process, as Lambda reuses them
+    global _current
     if _current is None:
         _current = Services.from_settings(get_settings())
     return _current
@@ -51,5 +51,5 @@ def services() -> Services:
 
 def use_services(replacement: Services | None) -> None:
     """Swap the services (tests, the local runtime after it changed the environment)."""
-    global _current  # noqa: PLW0603
+    global _current
     _current = replacement

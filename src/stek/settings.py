@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = 100_000_000
     presign_expiry_s: int = 900
     event_ttl_days: int = 365
+    training_lease_s: int = Field(default=120, description="how long a runner's job lease lasts")
+    runner_cache_dir: str = Field(default="", description="local image cache of the GPU runner")
 
 
 @lru_cache(maxsize=1)

@@ -24,7 +24,9 @@ def _ingest(stack: Stack) -> Any:
     return load_handler(stack.model.functions["IngestFunction"])
 
 
-def _http(method: str, path: str, key: str | None = None, body: Any = None, **query: str) -> dict[str, Any]:
+def _http(
+    method: str, path: str, key: str | None = None, body: Any = None, **query: str
+) -> dict[str, Any]:
     event = _event("ingest_http_health.json")
     event["routeKey"] = f"{method} {path}"
     event["rawPath"] = path
@@ -50,7 +52,9 @@ def test_bucket_event_reaches_event_log_once(stack: Stack, svc: Services) -> Non
 
 
 def test_test_event_does_nothing(stack: Stack, svc: Services) -> None:
-    answer = _ingest(stack)(_event("ingest_sqs_test_event.json"), LocalContext.for_function("f", 3, 128))
+    answer = _ingest(stack)(
+        _event("ingest_sqs_test_event.json"), LocalContext.for_function("f", 3, 128)
+    )
     assert answer == {"batchItemFailures": []}
     assert svc.events.read("greenhouse-a").events == []
 
@@ -78,7 +82,9 @@ def test_events_are_scoped_to_the_callers_tenant(stack: Stack, svc: Services) ->
     svc.events.record("image.ingested", "tenant-b", "img-2")
     key, _ = svc.keys.create("tenant-a", Role.OPERATOR)
 
-    answer = _ingest(stack)(_http("GET", "/v1/events", key=key), LocalContext.for_function("f", 3, 128))
+    answer = _ingest(stack)(
+        _http("GET", "/v1/events", key=key), LocalContext.for_function("f", 3, 128)
+    )
 
     assert answer["statusCode"] == 200
     assert [e["subject"] for e in json.loads(answer["body"])["events"]] == ["img-1"]
@@ -95,15 +101,21 @@ def test_invalid_query_is_a_422_problem(stack: Stack, svc: Services) -> None:
 
 
 def test_unknown_route_is_a_404_problem(stack: Stack) -> None:
-    answer = _ingest(stack)(_http("GET", "/v1/nothing-here"), LocalContext.for_function("f", 3, 128))
+    answer = _ingest(stack)(
+        _http("GET", "/v1/nothing-here"), LocalContext.for_function("f", 3, 128)
+    )
     assert answer["statusCode"] in (401, 404)
 
 
 def test_minio_webhook_is_queued_for_ingest(stack: Stack, svc: Services) -> None:
-    answer = _ingest(stack)(_event("ingest_http_minio_webhook.json"), LocalContext.for_function("f", 3, 128))
+    answer = _ingest(stack)(
+        _event("ingest_http_minio_webhook.json"), LocalContext.for_function("f", 3, 128)
+    )
 
     assert answer["statusCode"] == 200
-    messages = svc.sqs.receive_message(QueueUrl=svc.settings.ingest_queue_url, MaxNumberOfMessages=10)
+    messages = svc.sqs.receive_message(
+        QueueUrl=svc.settings.ingest_queue_url, MaxNumberOfMessages=10
+    )
     # The queue also holds the s3:TestEvent the emulator sent when notifications were set up.
     bodies = [json.loads(m["Body"]) for m in messages["Messages"]]
     assert [b["Key"] for b in bodies if "EventName" in b] == [

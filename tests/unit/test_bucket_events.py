@@ -65,7 +65,9 @@ def test_removal_events_are_ignored() -> None:
     assert parse_bucket_events(payload) == []
 
 
-@pytest.mark.parametrize("payload", ["not json", "[1, 2]", json.dumps({"Records": [{"nope": 1}]}), "{}"])
+@pytest.mark.parametrize(
+    "payload", ["not json", "[1, 2]", json.dumps({"Records": [{"nope": 1}]}), "{}"]
+)
 def test_malformed_payloads_raise(payload: str) -> None:
     with pytest.raises(MalformedEvent):
         parse_bucket_events(payload)

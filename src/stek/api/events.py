@@ -17,7 +17,7 @@ router = Router()
 
 @router.get("/v1/events", tags=["events"], summary="Read the event log")
 def list_events(
-    type: Annotated[str | None, Query(description="e.g. image.ingested")] = None,  # noqa: A002
+    type: Annotated[str | None, Query(description="e.g. image.ingested")] = None,
     subject: Annotated[str | None, Query(description="image, dataset, job or model id")] = None,
     since: Annotated[datetime | None, Query()] = None,
     until: Annotated[datetime | None, Query()] = None,

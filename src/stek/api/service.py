@@ -35,12 +35,12 @@ def health() -> Health:
 
 
 @router.get("/openapi.json", tags=["service"], summary="The OpenAPI document of the whole API")
-def openapi_document() -> Response:
+def openapi_document() -> Response[str]:
     return Response(status_code=200, content_type="application/json", body=_spec_json())
 
 
 @router.get("/docs", tags=["service"], summary="Swagger UI", include_in_schema=False)
-def swagger_ui() -> Response:
+def swagger_ui() -> Response[str]:
     # Swagger UI's script and style come from the installed Powertools package and are
     # inlined, so the page works on a line machine with no internet.
     assets = Path(_powertools_swagger_dir())
@@ -48,7 +48,7 @@ def swagger_ui() -> Response:
         _spec_json().replace("</", "<\\/"),
         (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
         (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
-        None,
+        "",
         None,
         True,
     )
@@ -59,7 +59,7 @@ def swagger_ui() -> Response:
 def minio_webhook() -> WebhookAccepted:
     """Queue MinIO's notification for the ingest function, as S3 would through SQS."""
     _check_webhook_token(router.current_event.headers.get("authorization"))
-    body = router.current_event.body or ""
+    body = router.current_event.decoded_body or ""
     try:
         objects = parse_bucket_events(body, source="minio")
     except MalformedEvent:

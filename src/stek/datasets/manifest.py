@@ -89,9 +89,13 @@ def version_item_key(tenant: str, dataset_id: str, version: int) -> dict[str, di
     return {"pk": {"S": f"T#{tenant}#DATASET#{dataset_id}"}, "sk": {"S": f"VERSION#{version:06d}"}}
 
 
-def get_version(dynamodb: Any, table: str, tenant: str, dataset_id: str, version: int) -> VersionSummary:
+def get_version(
+    dynamodb: Any, table: str, tenant: str, dataset_id: str, version: int
+) -> VersionSummary:
     """The summary of one version of a tenant's dataset."""
-    item = dynamodb.get_item(TableName=table, Key=version_item_key(tenant, dataset_id, version)).get("Item")
+    item = dynamodb.get_item(
+        TableName=table, Key=version_item_key(tenant, dataset_id, version)
+    ).get("Item")
     if not item:
         raise NotFound(f"dataset {dataset_id} has no version {version}")
     return VersionSummary.model_validate_json(item["summary"]["S"])
@@ -105,7 +109,9 @@ def encode_manifest(entries: list[ManifestEntry]) -> tuple[bytes, str]:
 
 
 def decode_manifest(body: bytes) -> list[ManifestEntry]:
-    return [ManifestEntry.model_validate(json.loads(line)) for line in body.splitlines() if line.strip()]
+    return [
+        ManifestEntry.model_validate(json.loads(line)) for line in body.splitlines() if line.strip()
+    ]
 
 
 def read_manifest(s3: Any, summary: VersionSummary) -> list[ManifestEntry]:

@@ -23,7 +23,8 @@ def load_handler(function: Function) -> Handler:
     module = sys.modules.get(qualified)
     if module is None:
         spec = importlib.util.spec_from_file_location(qualified, path)
-        assert spec and spec.loader
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{function.logical_id}: cannot import {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[qualified] = module
         spec.loader.exec_module(module)

@@ -24,7 +24,9 @@ class LocalContext:
 
     @classmethod
     def for_function(cls, function_name: str, timeout_s: int, memory_mb: int) -> LocalContext:
-        context = cls(function_name, memory_mb, timeout_s, log_group_name=f"/aws/lambda/{function_name}")
+        context = cls(
+            function_name, memory_mb, timeout_s, log_group_name=f"/aws/lambda/{function_name}"
+        )
         context._deadline = time.monotonic() + timeout_s
         return context
 

@@ -22,14 +22,11 @@ def provision(model: LocalStackModel, s3: Any, sqs: Any, dynamodb: Any) -> dict[
     for bucket in model.buckets.values():
         _create_bucket(bucket.name, s3, model.region)
         if bucket.versioned:
-            s3.put_bucket_versioning(Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"})
-        if bucket.queue_notifications:
-            s3.put_bucket_notification_configuration(
-                Bucket=bucket.name,
-                NotificationConfiguration={
-                    "QueueConfigurations": [_queue_notification(item) for item in bucket.queue_notifications]
-                },
+            s3.put_bucket_versioning(
+                Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"}
             )
+        if bucket.queue_notifications:
+            _subscribe_queues(s3, bucket.name, bucket.queue_notifications)
     logger.info(
         "stack provisioned",
         buckets=len(model.buckets),
@@ -48,13 +45,16 @@ def _create_queues(model: LocalStackModel, sqs: Any) -> dict[str, str]:
         attributes = dict(queue.attributes)
         if queue.dead_letter:
             attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": arns[queue.dead_letter], "maxReceiveCount": queue.max_receive_count}
+                {
+                    "deadLetterTargetArn": arns[queue.dead_letter],
+                    "maxReceiveCount": queue.max_receive_count,
+                }
             )
         url = sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
         urls[queue.logical_id] = url
-        arns[queue.logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        arns[queue.logical_id] = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
     return urls
 
 
@@ -77,7 +77,10 @@ def _create_table(table: Table, dynamodb: Any) -> None:
     if ttl := properties.get("TimeToLiveSpecification"):
         dynamodb.update_time_to_live(
             TableName=table.name,
-            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])},
+            TimeToLiveSpecification={
+                "AttributeName": ttl["AttributeName"],
+                "Enabled": bool(ttl["Enabled"]),
+            },
         )
 
 
@@ -88,8 +91,30 @@ def _create_bucket(name: str, s3: Any, region: str) -> None:
     try:
         s3.create_bucket(**request)
     except ClientError as error:
-        if error.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+        if error.response["Error"]["Code"] not in {
+            "BucketAlreadyOwnedByYou",
+            "BucketAlreadyExists",
+        }:
             raise
+
+
+def _subscribe_queues(s3: Any, bucket: str, notifications: list[dict[str, Any]]) -> None:
+    try:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [_queue_notification(item) for item in notifications]
+            },
+        )
+    except ClientError as error:
+        # MinIO knows only its own notification targets: there the webhook to
+        # POST /v1/bucket-events takes the queue's place (see docker-compose.yml).
+        logger.warning(
+            "bucket notifications not set",
+            bucket=bucket,
+            code=error.response["Error"]["Code"],
+            hint="point the storage's webhook at POST /v1/bucket-events",
+        )
 
 
 def _queue_notification(item: dict[str, Any]) -> dict[str, Any]:

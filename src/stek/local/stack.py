@@ -48,7 +48,9 @@ def bring_up(
     for logical_id, url in queue_urls.items():
         # The emulator's own URL for each queue, whatever host name it answers with.
         for name, value in environment.items():
-            if value == model.queue_url(endpoint or "https://sqs.us-east-1.amazonaws.com", logical_id):
+            if value == model.queue_url(
+                endpoint or "https://sqs.us-east-1.amazonaws.com", logical_id
+            ):
                 environment[name] = url
     os.environ.update(environment)
     get_settings.cache_clear()

@@ -106,7 +106,9 @@ class LocalStackModel:
 
 
 class _Resolver:
-    def __init__(self, document: dict[str, Any], stack_name: str, region: str, parameters: dict[str, str]):
+    def __init__(
+        self, document: dict[str, Any], stack_name: str, region: str, parameters: dict[str, str]
+    ):
         self.resources: dict[str, Any] = document.get("Resources", {})
         self.stack_name = stack_name
         self.region = region
@@ -129,7 +131,11 @@ class _Resolver:
     def physical_name(self, logical_id: str) -> str:
         if logical_id not in self.names:
             properties = self.resources[logical_id].get("Properties", {})
-            explicit = properties.get("BucketName") or properties.get("QueueName") or properties.get("TableName")
+            explicit = (
+                properties.get("BucketName")
+                or properties.get("QueueName")
+                or properties.get("TableName")
+            )
             if explicit:
                 self.names[logical_id] = str(self.resolve(explicit))
             else:
@@ -153,7 +159,9 @@ class _Resolver:
         resource_type = self.resources.get(logical_id, {}).get("Type", "")
         name = self.physical_name(logical_id)
         if resource_type == "AWS::SQS::Queue":
-            return {"Arn": f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}", "QueueName": name}[attribute]
+            return {"Arn": f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}", "QueueName": name}[
+                attribute
+            ]
         if resource_type == "AWS::S3::Bucket" and attribute == "Arn":
             return f"arn:aws:s3:::{name}"
         if resource_type == "AWS::DynamoDB::Table" and attribute == "Arn":
@@ -166,7 +174,7 @@ class _Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(argument)
             if key == "Fn::GetAtt":
@@ -210,9 +218,13 @@ def load_template(
         elif kind == "AWS::SQS::Queue":
             model.queues[logical_id] = _queue(resolver, logical_id, properties)
         elif kind == "AWS::DynamoDB::Table":
-            model.tables[logical_id] = Table(logical_id, resolver.physical_name(logical_id), properties)
+            model.tables[logical_id] = Table(
+                logical_id, resolver.physical_name(logical_id), properties
+            )
         elif kind == "AWS::Serverless::Function":
-            model.functions[logical_id] = _function(resolver, logical_id, properties, global_env, root)
+            model.functions[logical_id] = _function(
+                resolver, logical_id, properties, global_env, root
+            )
     return model
 
 
@@ -229,7 +241,12 @@ def _bucket(resolver: _Resolver, logical_id: str, properties: dict[str, Any]) ->
 
 def _queue(resolver: _Resolver, logical_id: str, properties: dict[str, Any]) -> Queue:
     attributes: dict[str, Any] = {}
-    for name in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+    for name in (
+        "VisibilityTimeout",
+        "MessageRetentionPeriod",
+        "DelaySeconds",
+        "ReceiveMessageWaitTimeSeconds",
+    ):
         if name in properties:
             attributes[name] = str(properties[name])
     queue = Queue(logical_id, resolver.physical_name(logical_id), attributes)
@@ -269,5 +286,7 @@ def _function(
                 )
             )
         elif event["Type"] == "HttpApi":
-            function.routes.append(HttpRoute(event_properties["Method"].upper(), event_properties["Path"]))
+            function.routes.append(
+                HttpRoute(event_properties["Method"].upper(), event_properties["Path"])
+            )
     return function

@@ -1,0 +1,1 @@
+"""Images: content inspection (validate, fingerprint, thumbnail) and the image catalog."""
