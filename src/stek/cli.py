@@ -77,11 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     events = commands.add_parser("events", help="read the event log")
     events.add_argument("--type", dest="event_type")
     events.add_argument("--subject")
-    events.add_argument("--since", type=datetime.fromisoformat)
-    events.add_argument("--until", type=datetime.fromisoformat)
+    events.add_argument("--since", type=_utc_time)
+    events.add_argument("--until", type=_utc_time)
     events.add_argument("--limit", type=int, default=100)
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     events.add_argument("--json", action="store_true", help="one JSON document per line")
+    events.add_argument("--file", type=Path, help="read a saved log (JSON Lines), e.g. the demo's")
     events.set_defaults(command=cmd_events)
 
     api = commands.add_parser("api", help="call any API route, e.g. stek api GET /v1/images")
@@ -97,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="a shorter scenario (used by the tests)")
     demo.set_defaults(command=cmd_demo)
     return parser
+
+
+def _utc_time(text: str) -> datetime:
+    """An ISO time from the command line; one without a zone is taken as UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def cmd_up(arguments: argparse.Namespace) -> int:
@@ -152,14 +159,16 @@ def cmd_keys_create(arguments: argparse.Namespace) -> int:
     from stek.local.invoke import attach_to_local_stack
     from stek.services import services
 
-    attach_to_local_stack()
-    secret, principal = services().keys.create(arguments.tenant, arguments.role)
+    with attach_to_local_stack():
+        secret, principal = services().keys.create(arguments.tenant, arguments.role)
     console.print(f"tenant {principal.tenant}, role {principal.role}, key id {principal.key_id}")
     console.print(secret)
     return 0
 
 
 def cmd_events(arguments: argparse.Namespace) -> int:
+    if arguments.file:
+        return _events_from_file(arguments)
     client = StekClient.from_environment(role="operator")
     query = {
         "type": arguments.event_type,
@@ -183,6 +192,22 @@ def cmd_events(arguments: argparse.Namespace) -> int:
         if not arguments.follow:
             return 0
         time.sleep(1)
+
+
+def _events_from_file(arguments: argparse.Namespace) -> int:
+    for line in arguments.file.read_text().splitlines():
+        event = json.loads(line)
+        stamp = datetime.fromisoformat(event["time"])
+        if arguments.event_type and event["type"] != arguments.event_type:
+            continue
+        if arguments.subject and event["subject"] != arguments.subject:
+            continue
+        if (arguments.since and stamp < arguments.since) or (
+            arguments.until and stamp > arguments.until
+        ):
+            continue
+        _print_event(event, as_json=arguments.json)
+    return 0
 
 
 def _print_event(event: dict[str, Any], *, as_json: bool) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,10 +19,10 @@ from stek.local.stack import Stack, bring_up
 from stek.services import services
 
 API_KEY_PLACEHOLDER = "{{api_key}}"
-_exit_stack = ExitStack()
 
 
-def attach_to_local_stack() -> Stack:
+@contextmanager
+def attach_to_local_stack() -> Iterator[Stack]:
     """Use the running `stek up` (or AWS_ENDPOINT_URL); else an in-process emulator."""
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
@@ -30,23 +31,24 @@ def attach_to_local_stack() -> Stack:
     if endpoint and _reachable(endpoint):
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         aws.reset_clients()
-        return bring_up()
+        yield bring_up()
+        return
     # Nothing running: a throwaway emulator in this process, gone when the command ends.
     from moto import mock_aws
 
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    _exit_stack.enter_context(mock_aws())
-    aws.reset_clients()
-    return bring_up(parameters={"WebhookToken": "hook-secret"})
+    with mock_aws():
+        aws.reset_clients()
+        yield bring_up(parameters={"WebhookToken": "hook-secret"})
 
 
 def invoke_once(function: str, event_file: Path, *, tenant: str, role: str) -> Any:
     """Run `function`'s handler on the event in `event_file` and return its result."""
-    stack = attach_to_local_stack()
-    target = _find_function(stack, function)
-    event = json.loads(_with_api_key(event_file.read_text(), tenant, role))
-    context = LocalContext.for_function(target.logical_id, target.timeout, target.memory)
-    return load_handler(target)(event, context)
+    with attach_to_local_stack() as stack:
+        target = _find_function(stack, function)
+        event = json.loads(_with_api_key(event_file.read_text(), tenant, role))
+        context = LocalContext.for_function(target.logical_id, target.timeout, target.memory)
+        return load_handler(target)(event, context)
 
 
 def _find_function(stack: Stack, name: str) -> Any:
