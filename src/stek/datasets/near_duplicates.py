@@ -35,7 +35,7 @@ differ by 0-4 bits after small shifts and exposure changes) while two different 
 on the same tray background rarely come closer than ~12 bits.
 """
 
-MAX_RADIUS = 16
+MAX_RADIUS = 12
 _CHUNKS = 3
 _UINT64 = np.uint64
 
@@ -54,9 +54,11 @@ def near_duplicate_pairs(hashes: npt.NDArray[np.uint64], radius: int = DEFAULT_R
     codes = np.ascontiguousarray(hashes, dtype=_UINT64)
     if len(codes) < 2:
         return np.empty((0, 2), dtype=np.int64)
-    found: list[npt.NDArray[np.int64]] = []
+    positions = np.arange(len(codes), dtype=np.int32)
+    found = list(_pairs_with_equal_chunk(codes, positions, radius))
     for shift, width, flips in _chunk_plan(radius):
-        found.extend(_pairs_in_chunk(codes, shift, width, flips, radius))
+        masks = _masks_by_lowest_bit(width, flips)
+        found.extend(_pairs_one_chunk_apart(codes, positions, _Chunk(shift, width), masks, radius))
     return _unique_pairs(found, len(codes))
 
 
@@ -100,36 +102,86 @@ def _chunk_plan(radius: int) -> list[tuple[int, int, int]]:
     return plan
 
 
-def _flip_masks(width: int, flips: int) -> Iterator[int]:
+def _masks_by_lowest_bit(width: int, flips: int) -> list[list[int]]:
+    masks: list[list[int]] = [[] for _ in range(width)]
     for weight in range(1, flips + 1):
         for bits in combinations(range(width), weight):
-            yield sum(1 << bit for bit in bits)
+            masks[bits[0]].append(sum(1 << bit for bit in bits))
+    return masks
 
 
-def _pairs_in_chunk(
-    codes: npt.NDArray[np.uint64], shift: int, width: int, flips: int, radius: int
+class _Chunk:
+    """A run of `width` bits starting at bit `shift` of every hash."""
+
+    def __init__(self, shift: int, width: int) -> None:
+        self.shift, self.width = shift, width
+        self.mask = (1 << width) - 1
+
+    def keys(self, codes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int32]:
+        return ((codes >> _UINT64(self.shift)) & _UINT64(self.mask)).astype(np.int32)
+
+    def empty_table(self) -> npt.NDArray[np.uint64]:
+        # An empty bucket holds a code whose chunk is the bucket's complement: a probe
+        # reaching it differs in >= width - flips > MAX_RADIUS bits, so it never verifies.
+        complement = np.arange(1 << self.width, dtype=_UINT64) ^ _UINT64(self.mask)
+        return complement << _UINT64(self.shift)
+
+
+def _pairs_one_chunk_apart(
+    codes: npt.NDArray[np.uint64],
+    positions: npt.NDArray[np.int32],
+    chunk: _Chunk,
+    masks: list[list[int]],
+    radius: int,
 ) -> Iterator[npt.NDArray[np.int64]]:
-    keys = ((codes >> _UINT64(shift)) & _UINT64((1 << width) - 1)).astype(np.int64)
-    order = np.argsort(keys, kind="stable").astype(np.int64)
-    sizes = np.bincount(keys, minlength=1 << width).astype(np.int64)
-    starts = np.cumsum(sizes) - sizes
+    """Pairs whose chunk differs by one of `masks`, among `codes`.
 
-    yield from _pairs_in_same_bucket(codes, keys[order], order, radius)
-    for lowest_bit in range(width):
-        # Only hashes with the mask's lowest bit clear probe it; their partners have it set.
-        probing = np.flatnonzero(((keys >> lowest_bit) & 1) == 0)
-        probe_keys = keys[probing]
-        for mask in _flip_masks(width, flips):
-            if mask & -mask != 1 << lowest_bit:
-                continue
-            targets = probe_keys ^ mask
-            hit = np.flatnonzero(sizes[targets])
-            if len(hit):
-                yield _verified(codes, probing[hit], starts[targets[hit]], sizes[targets[hit]], order, radius)
+    The table holds the first hash of every bucket (a direct-address array: one gather per
+    probe, verified in the same pass). A pair is probed by the member whose chunk has the
+    mask's lowest bit clear, into the other's bucket. When that other is not first in its
+    bucket, the pair is found from the other side (a later member probes the first
+    members with the mask) or, when both are later members, by the same search over the
+    later members alone, which are few.
+    """
+    # Sorted by chunk value, probes walk the table almost in order: far fewer cache misses.
+    keys = chunk.keys(codes)
+    order = np.argsort(keys, kind="stable")
+    keys, codes, positions = keys[order], codes[order], positions[order]
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    later = ~first
+    table = chunk.empty_table()
+    table[keys[first]] = codes[first]
+    owner = np.zeros(1 << chunk.width, dtype=np.int32)
+    owner[keys[first]] = positions[first]
+
+    for bit, bit_masks in enumerate(masks):
+        if not bit_masks:
+            continue
+        clear = ((keys >> bit) & 1) == 0
+        for probers in (np.flatnonzero(clear), np.flatnonzero(~clear & later)):
+            probe_keys, probe_codes, probe_positions = keys[probers], codes[probers], positions[probers]
+            for mask in bit_masks:
+                targets = probe_keys ^ np.int32(mask)
+                close = np.flatnonzero(_popcount(probe_codes ^ table[targets]) <= radius)
+                if len(close):
+                    pair = np.stack([probe_positions[close], owner[targets[close]]], axis=1)
+                    yield np.sort(pair.astype(np.int64), axis=1)
+    if later.sum() > 1:
+        yield from _pairs_one_chunk_apart(codes[later], positions[later], chunk, masks, radius)
+
+
+def _pairs_with_equal_chunk(
+    codes: npt.NDArray[np.uint64], positions: npt.NDArray[np.int32], radius: int
+) -> Iterator[npt.NDArray[np.int64]]:
+    """Pairs whose first chunk is equal; with the masks this covers chunk distance 0."""
+    for shift, width, _ in _chunk_plan(radius):
+        keys = _Chunk(shift, width).keys(codes)
+        order = np.argsort(keys, kind="stable")
+        yield from _pairs_in_same_bucket(codes, keys[order], order.astype(np.int64), radius)
 
 
 def _pairs_in_same_bucket(
-    codes: npt.NDArray[np.uint64], sorted_keys: npt.NDArray[np.int64], order: npt.NDArray[np.int64], radius: int
+    codes: npt.NDArray[np.uint64], sorted_keys: npt.NDArray[np.int32], order: npt.NDArray[np.int64], radius: int
 ) -> Iterator[npt.NDArray[np.int64]]:
     # Within a run of equal keys, pair each member with every later one: offset by 1, 2, ...
     run_start = np.r_[0, np.flatnonzero(np.diff(sorted_keys)) + 1]
@@ -145,20 +197,6 @@ def _pairs_in_same_bucket(
         first, second = order[position[valid]], order[partner[valid]]
         yield _keep_close(codes, first, second, radius)
         offset += 1
-
-
-def _verified(
-    codes: npt.NDArray[np.uint64],
-    queries: npt.NDArray[np.int64],
-    starts: npt.NDArray[np.int64],
-    sizes: npt.NDArray[np.int64],
-    order: npt.NDArray[np.int64],
-    radius: int,
-) -> npt.NDArray[np.int64]:
-    total = int(sizes.sum())
-    first_slot = np.cumsum(sizes) - sizes
-    slot = np.arange(total) - np.repeat(first_slot, sizes) + np.repeat(starts, sizes)
-    return _keep_close(codes, np.repeat(queries, sizes), order[slot], radius)
 
 
 def _keep_close(

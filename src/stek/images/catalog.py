@@ -190,7 +190,9 @@ class ImageCatalog:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            answer = self._dynamodb.get_item(TableName=self._table_name, Key=key, ConsistentRead=True)
+            answer = self._dynamodb.get_item(
+                TableName=self._table_name, Key=key, ConsistentRead=True
+            )
             return str(answer["Item"]["image_id"]["S"])
         return image_id
 

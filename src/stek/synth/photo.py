@@ -36,17 +36,21 @@ def random_lighting(rng: np.random.Generator) -> Lighting:
     )
 
 
-def expose(scene: NDArray[np.uint8], lighting: Lighting, rng: np.random.Generator) -> NDArray[np.uint8]:
+def expose(
+    scene: NDArray[np.uint8], lighting: Lighting, rng: np.random.Generator
+) -> NDArray[np.uint8]:
     """The scene as the camera records it under `lighting`, with sensor noise."""
     height, width = scene.shape[:2]
     gains = _white_balance(lighting.colour_temperature_k) * lighting.brightness
 
     angle = np.deg2rad(lighting.gradient_angle_deg)
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    along = (xs / max(width - 1, 1) - 0.5) * np.cos(angle) + (ys / max(height - 1, 1) - 0.5) * np.sin(angle)
-    light = 1.0 + lighting.gradient_strength * along
+    across = np.linspace(-0.5, 0.5, width, dtype=np.float32) * np.float32(np.cos(angle))
+    down = np.linspace(-0.5, 0.5, height, dtype=np.float32) * np.float32(np.sin(angle))
+    light = 1.0 + np.float32(lighting.gradient_strength) * (down[:, None] + across[None, :])
 
-    exposed = scene.astype(np.float32) * light[:, :, None] * gains[None, None, :]
+    exposed = scene.astype(np.float32)
+    exposed *= light[:, :, None]
+    exposed *= gains
     exposed += rng.standard_normal(exposed.shape, dtype=np.float32) * lighting.noise_sigma
     return np.clip(exposed, 0, 255).astype(np.uint8)
 

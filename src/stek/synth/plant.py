@@ -90,7 +90,7 @@ HABITS: dict[Condition, LeafHabit] = {
     Condition.HEALTHY: LeafHabit((0.3, 0.45), (0.42, 0.56), (25, 60), (2, 3), spots=False),
     Condition.WILTED: LeafHabit((0.16, 0.26), (0.26, 0.38), (115, 165), (2, 3), spots=True),
     Condition.BROKEN: LeafHabit((0.2, 0.32), (0.32, 0.45), (40, 120), (1, 2), spots=True),
-    Condition.DECAYED: LeafHabit((0.1, 0.2), (0.2, 0.32), (60, 170), (1, 2), spots=True),
+    Condition.DECAYED: LeafHabit((0.14, 0.24), (0.22, 0.34), (60, 170), (1, 2), spots=True),
 }
 
 
@@ -149,7 +149,7 @@ def _leaves(condition: Condition, stem_at: StemCurve, rng: np.random.Generator) 
     parts: list[Part] = []
     for index, t in enumerate(positions):
         for side in (-1, 1):
-            if condition is Condition.DECAYED and rng.random() < 0.35:
+            if condition is Condition.DECAYED and rng.random() < 0.25:
                 continue  # decayed cuttings have lost some of their leaves
             point, tangent = stem_at(float(t))
             angle = np.deg2rad(rng.uniform(*habit.angle)) * side
@@ -262,7 +262,7 @@ def pose(
 def draw(canvas: ImageDraw.ImageDraw, parts: list[Part], *, fill: RGB | int | None = None) -> None:
     """Paint the parts in order; `fill` paints them all in one colour (shadows, masks)."""
     for part in parts:
-        points = [(float(x), float(y)) for x, y in part.points]
+        points = part.points.ravel().tolist()
         colour = part.fill if fill is None else fill
         if part.is_line:
             canvas.line(points, fill=colour, width=max(1, round(part.width)), joint="curve")

@@ -84,8 +84,9 @@ def paint_tray(
 
     wall = max(2, round(min(size) * rng.uniform(0.012, 0.02)))
     cells = _cells(tray, rows, cols, wall)
+    peat = float(rng.uniform(48, 76)) * np.array([1.0, 0.74, 0.54], dtype=np.float32)
     for cell in cells:
-        _fill_cell(picture, cell, style, rng)
+        _fill_cell(picture, cell, style, peat, rng)
     return np.clip(picture, 0, 255).astype(np.uint8), cells
 
 
@@ -105,11 +106,17 @@ def _cells(tray: tuple[int, int, int, int], rows: int, cols: int, wall: int) -> 
     ]
 
 
-def _fill_cell(picture: NDArray[np.float32], cell: Cell, style: TrayStyle, rng: np.random.Generator) -> None:
+def _fill_cell(
+    picture: NDArray[np.float32],
+    cell: Cell,
+    style: TrayStyle,
+    peat: NDArray[np.float32],
+    rng: np.random.Generator,
+) -> None:
     x1, y1, x2, y2 = round(cell.x1), round(cell.y1), round(cell.x2), round(cell.y2)
     height, width = y2 - y1, x2 - x1
     if style.medium == "peat":
-        colour = np.array([rng.uniform(58, 80), rng.uniform(40, 54), rng.uniform(28, 36)])
+        colour = peat * float(rng.uniform(0.88, 1.12))  # each plug a little wetter or drier
         grain = 9 * rng.standard_normal((height, width), dtype=np.float32)
         clumps = 10 * _blotches(rng, height, width, 5)
         floor = colour[None, None, :] + (grain + clumps)[:, :, None]
@@ -124,7 +131,9 @@ def _fill_cell(picture: NDArray[np.float32], cell: Cell, style: TrayStyle, rng: 
     picture[y1:y2, x1:x2] = floor * shadow[:, :, None]
 
 
-def _blotches(rng: np.random.Generator, height: int, width: int, grain_px: int) -> NDArray[np.float32]:
+def _blotches(
+    rng: np.random.Generator, height: int, width: int, grain_px: int
+) -> NDArray[np.float32]:
     """Smooth random texture with features about `grain_px` across, values roughly in -1..1."""
     coarse = rng.standard_normal((height // grain_px + 2, width // grain_px + 2), dtype=np.float32)
     smooth = Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR)

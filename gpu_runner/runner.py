@@ -1,0 +1,358 @@
+"""The queue loop: lease a job, keep the lease alive while it trains, report how it ended.
+
+One runner trains one job at a time; scaling out means more runners on the same queue. A
+job is trained only by the runner holding its lease (a conditional write on the job record),
+so a message delivered twice, or to two runners, is trained once. While training, a
+heartbeat thread extends both the lease and the message's visibility; when a runner dies the
+two run out, the message comes back and the next runner takes the expired lease over and
+resumes from the job's last checkpoint.
+
+Attempts are counted by SQS (ApproximateReceiveCount). A failure on an attempt before the
+last puts the job back in the queue; on the last attempt the job is FAILED and the message,
+given back once more, is moved to the dead-letter queue by SQS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from gpu_runner.data import ImageCache
+from gpu_runner.train import JobContext, JobRejected, Outcome, StopSignals, train_job
+from stek.eventlog import EventLog
+from stek.observability import logger
+from stek.services import Services
+from stek.settings import Settings, get_settings
+from stek.training.jobs import JobStore, LeaseLost, LeaseRefused
+from stek.training.schema import TrainingJob, TrainingMessage
+
+DEFAULT_MAX_RECEIVES = 3
+
+
+@dataclass
+class Delivery:
+    """A training message as received, with what SQS knows about its past."""
+
+    message: TrainingMessage | None
+    receipt: str
+    receives: int
+    message_id: str
+
+
+class Heartbeat(threading.Thread):
+    """Extends the lease and the message's visibility until stopped; notices cancellation."""
+
+    def __init__(self, runner: Runner, job: TrainingJob, receipt: str | None) -> None:
+        super().__init__(name=f"heartbeat-{job.job_id}", daemon=True)
+        self.runner, self.job, self.receipt = runner, job, receipt
+        self.cancel = threading.Event()
+        self.lease_lost = threading.Event()
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.runner.heartbeat_s):
+            self.beat()
+
+    def beat(self) -> None:
+        try:
+            job = self.runner.store.heartbeat(
+                self.job.tenant, self.job.job_id, self.runner.owner, self.runner.lease_s
+            )
+        except LeaseLost:
+            logger.warning("lease lost", job_id=self.job.job_id, runner=self.runner.owner)
+            self.lease_lost.set()
+            return
+        except Exception:  # a blip in DynamoDB must not end the job; the next beat retries
+            logger.exception("heartbeat failed", job_id=self.job.job_id)
+            return
+        if job.cancel_requested:
+            self.cancel.set()
+        if self.receipt:
+            self.runner.set_visibility(self.receipt, self.runner.visibility_s)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+class Runner:
+    """Takes training jobs from the queue one at a time and trains them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        s3: Any,
+        sqs: Any,
+        dynamodb: Any,
+        events: EventLog,
+        *,
+        owner: str | None = None,
+        cache_dir: Path | None = None,
+        wait_s: int = 20,
+        show_progress: bool = False,
+        device: torch.device | None = None,
+    ) -> None:
+        self.settings, self.s3, self.sqs, self.dynamodb, self.events = (
+            settings,
+            s3,
+            sqs,
+            dynamodb,
+            events,
+        )
+        self.store = JobStore(settings.catalog_table, dynamodb)
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.lease_s = settings.training_lease_s
+        self.heartbeat_s = max(self.lease_s / 4, 0.2)
+        # The message stays hidden a little longer than the lease lasts, so a message that
+        # comes back always finds the lease of a dead runner already expired.
+        self.visibility_s = self.lease_s + max(1, self.lease_s // 10)
+        default_cache = Path.home() / ".cache" / "stek" / "images"
+        self.cache = ImageCache(s3, cache_dir or Path(settings.runner_cache_dir or default_cache))
+        self.wait_s = wait_s
+        self.show_progress = show_progress
+        self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.shutdown = threading.Event()
+        self._max_receives: int | None = None
+
+    @classmethod
+    def from_environment(cls, **options: Any) -> Runner:
+        svc = Services.from_settings(get_settings())
+        return cls(svc.settings, svc.s3, svc.sqs, svc.dynamodb, svc.events, **options)
+
+    # ----------------------------------------------------------------------- the loop
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        """Poll and train until `stop` or `self.shutdown` is set (SIGTERM sets the latter)."""
+        logger.info("runner started", runner=self.owner, device=self.device.type)
+        while not self.shutdown.is_set() and not (stop and stop.is_set()):
+            self.run_once()
+        logger.info("runner stopped", runner=self.owner)
+
+    def run_once(self, wait_s: int | None = None) -> Outcome | str | None:
+        """Receive at most one message and deal with it; returns what became of its job."""
+        answer = self.sqs.receive_message(
+            QueueUrl=self.settings.training_queue_url,
+            MaxNumberOfMessages=1,
+            WaitTimeSeconds=self.wait_s if wait_s is None else wait_s,
+            VisibilityTimeout=self.visibility_s,
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        messages = answer.get("Messages", [])
+        if not messages:
+            return None
+        return self.handle(_delivery(messages[0]))
+
+    def handle(self, delivery: Delivery) -> Outcome | str:
+        if delivery.message is None:
+            logger.warning("training message dropped", message_id=delivery.message_id)
+            self._delete(delivery.receipt)
+            return "dropped"
+        message = delivery.message
+        leased = self.store.lease(message.tenant, message.job_id, self.owner, self.lease_s)
+        if isinstance(leased, LeaseRefused):
+            return self._refused(delivery, leased)
+        return self._train(leased, delivery)
+
+    def train_by_id(self, tenant: str, job_id: str) -> Outcome | str:
+        """Train one job without a queue message (the message, if any, stays where it is)."""
+        leased = self.store.lease(tenant, job_id, self.owner, self.lease_s)
+        if isinstance(leased, LeaseRefused):
+            return "finished" if leased.finished else "leased elsewhere"
+        return self._train(leased, None)
+
+    def request_shutdown(self, *_: Any) -> None:
+        """What SIGTERM does: finish the current step, checkpoint, give the job back, stop."""
+        logger.info("shutdown requested", runner=self.owner)
+        self.shutdown.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_shutdown)
+        signal.signal(signal.SIGINT, self.request_shutdown)
+
+    # ------------------------------------------------------------------- one job
+
+    def _train(self, job: TrainingJob, delivery: Delivery | None) -> Outcome | str:
+        logger.append_keys(job_id=job.job_id, tenant=job.tenant, correlation_id=job.correlation_id)
+        self.events.record(
+            "job.started",
+            job.tenant,
+            job.job_id,
+            correlation_id=job.correlation_id,
+            dedup=f"{job.job_id}:started:{job.attempts}",
+            runner=self.owner,
+            attempt=job.attempts,
+            resumed_from_epoch=job.epochs_done,
+            device=self.device.type,
+        )
+        heartbeat = Heartbeat(self, job, delivery.receipt if delivery else None)
+        context = JobContext(
+            settings=self.settings,
+            s3=self.s3,
+            dynamodb=self.dynamodb,
+            store=self.store,
+            events=self.events,
+            job=job,
+            owner=self.owner,
+            cache=self.cache,
+            stop=StopSignals(
+                heartbeat.cancel.is_set, self.shutdown.is_set, heartbeat.lease_lost.is_set
+            ),
+            show_progress=self.show_progress,
+            device=self.device,
+        )
+        heartbeat.start()
+        try:
+            result = train_job(context)
+        except LeaseLost:
+            logger.warning("job abandoned: lease lost", runner=self.owner)
+            return Outcome.LEASE_LOST
+        except JobRejected as error:
+            self._fail(job, str(error), delivery, retry_left=False)
+            return "failed"
+        except Exception as error:  # anything else may be transient: retry while attempts last
+            logger.exception("training attempt failed")
+            return self._attempt_failed(
+                job, f"{type(error).__name__}: {error}", delivery, heartbeat
+            )
+        finally:
+            heartbeat.stop()
+            logger.remove_keys(["job_id", "tenant", "correlation_id"])
+        return self._finish(job, result.outcome, result, delivery)
+
+    def _finish(
+        self, job: TrainingJob, outcome: Outcome, result: Any, delivery: Delivery | None
+    ) -> Outcome:
+        if outcome is Outcome.SUCCEEDED:
+            done = self.store.succeed(
+                job.tenant, job.job_id, self.owner, result.artifacts, result.metrics
+            )
+            self._record(
+                done, "job.succeeded", model_uri=result.artifacts.model_uri, metrics=result.metrics
+            )
+            self._delete(delivery.receipt if delivery else None)
+        elif outcome is Outcome.CANCELLED:
+            done = self.store.mark_cancelled(job.tenant, job.job_id, self.owner)
+            self._record(
+                done, "job.cancelled", while_status="RUNNING", epochs_done=done.epochs_done
+            )
+            self._delete(delivery.receipt if delivery else None)
+        elif outcome is Outcome.INTERRUPTED:
+            self.store.release(job.tenant, job.job_id, self.owner)
+            if delivery:
+                self.set_visibility(delivery.receipt, 0)
+            logger.info("job handed back", job_id=job.job_id, runner=self.owner)
+        return outcome
+
+    def _attempt_failed(
+        self, job: TrainingJob, reason: str, delivery: Delivery | None, heartbeat: Heartbeat
+    ) -> str:
+        if heartbeat.lease_lost.is_set():
+            return Outcome.LEASE_LOST.value
+        retry_left = delivery is not None and delivery.receives < self.max_receives()
+        if not retry_left:
+            attempts = delivery.receives if delivery else 1
+            self._fail(
+                job,
+                f"{reason} (attempt {attempts} of {self.max_receives()})",
+                delivery,
+                retry_left=False,
+            )
+            return "failed"
+        assert delivery is not None
+        self.store.release(job.tenant, job.job_id, self.owner, last_error=reason)
+        self.set_visibility(delivery.receipt, 0)
+        logger.info("job put back for retry", attempt=delivery.receives, reason=reason)
+        return "retry"
+
+    def _fail(
+        self, job: TrainingJob, reason: str, delivery: Delivery | None, *, retry_left: bool
+    ) -> None:
+        try:
+            failed = self.store.fail(job.tenant, job.job_id, self.owner, reason)
+        except LeaseLost:
+            return
+        self._record(failed, "job.failed", reason=reason)
+        logger.info("job failed", job_id=job.job_id, reason=reason)
+        if delivery is None:
+            return
+        if delivery.receives >= self.max_receives():
+            # Given back once more, the message passes maxReceiveCount and SQS moves it to
+            # the dead-letter queue, where operators find and replay failed jobs.
+            self.set_visibility(delivery.receipt, 0)
+        else:
+            self._delete(delivery.receipt)
+
+    def _refused(self, delivery: Delivery, refused: LeaseRefused) -> str:
+        if refused.finished:
+            self._delete(delivery.receipt)
+            return "already finished"
+        # Another runner trains it. This copy comes back after that lease would have run
+        # out: if the runner died by then, this copy resumes the job.
+        self.set_visibility(delivery.receipt, int(refused.held_for_s) + 1)
+        logger.info(
+            "job leased by another runner", job_id=refused.job.job_id, owner=refused.job.lease_owner
+        )
+        return "leased elsewhere"
+
+    # ------------------------------------------------------------------------ queue
+
+    def max_receives(self) -> int:
+        if self._max_receives is None:
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=self.settings.training_queue_url, AttributeNames=["RedrivePolicy"]
+            ).get("Attributes", {})
+            policy = json.loads(attributes.get("RedrivePolicy", "{}"))
+            self._max_receives = int(policy.get("maxReceiveCount", DEFAULT_MAX_RECEIVES))
+        return self._max_receives
+
+    def set_visibility(self, receipt: str, seconds: int) -> None:
+        try:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.settings.training_queue_url,
+                ReceiptHandle=receipt,
+                VisibilityTimeout=seconds,
+            )
+        except self.sqs.exceptions.ClientError:
+            # The receipt went stale (the message was received again elsewhere): nothing to do.
+            logger.warning("message visibility not changed")
+
+    def _delete(self, receipt: str | None) -> None:
+        if receipt:
+            self.sqs.delete_message(
+                QueueUrl=self.settings.training_queue_url, ReceiptHandle=receipt
+            )
+
+    def _record(self, job: TrainingJob, type_: str, **details: Any) -> None:
+        self.events.record(
+            type_,
+            job.tenant,
+            job.job_id,
+            correlation_id=job.correlation_id,
+            dedup=f"{job.job_id}:{type_}",
+            **details,
+        )
+
+
+def _delivery(message: dict[str, Any]) -> Delivery:
+    receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    try:
+        body: TrainingMessage | None = TrainingMessage.model_validate_json(message["Body"])
+    except ValidationError:
+        body = None
+    return Delivery(body, message["ReceiptHandle"], receives, message.get("MessageId", ""))
+
+
+def main() -> None:
+    runner = Runner.from_environment(show_progress=sys.stderr.isatty())
+    runner.install_signal_handlers()
+    runner.run_forever()
