@@ -53,7 +53,8 @@ class ImageCache:
 
     def warm(self, entries: Iterable[ManifestEntry]) -> int:
         """Fetch every missing image in parallel; returns how many were downloaded."""
-        missing = [entry for entry in entries if not self.path(entry).exists()]
+        # Keyed by hash: the same picture in two places of a manifest is fetched once.
+        missing = list({e.sha256: e for e in entries if not self.path(e).exists()}.values())
         with ThreadPoolExecutor(max_workers=self._threads) as pool:
             list(pool.map(self.locate, missing))
         return len(missing)

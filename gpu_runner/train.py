@@ -355,6 +355,10 @@ def _export(
             outputs=outputs,
         )
         prefix = f"{job.tenant}/{job.request.model_name}/{job.job_id}/"
+        # Last check before the registry sees anything: only the lease holder hands over.
+        context.store.heartbeat(
+            job.tenant, job.job_id, context.owner, context.settings.training_lease_s
+        )
         card_uri, model_uri = export.upload(
             context.s3, context.settings.models_bucket, prefix, card, onnx_path
         )
@@ -436,7 +440,7 @@ def _resolved_config(
         "manifest_sha256": version.manifest_sha256,
         "device": device.type,
         "amp": device.type == "cuda",
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "code_version": __version__,
     }
 

@@ -25,8 +25,6 @@ import io
 from typing import Any
 
 import numpy as np
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 from pydantic import BaseModel
 
 from stek.datasets.manifest import Box
@@ -168,6 +166,8 @@ def _coco_precision(
 ) -> np.ndarray:
     """COCOeval's interpolated precision, [IoU threshold, recall point, class], at area 'all'
     and the largest number of detections; -1 where a class has no truth."""
+    from pycocotools.cocoeval import COCOeval  # imported here: handlers that never score stay light
+
     images = [{"id": number} for number in range(1, len(truth) + 1)]
     categories = [{"id": number, "name": name} for number, name in enumerate(classes, 1)]
     category = {name: number for number, name in enumerate(classes, 1)}
@@ -210,7 +210,9 @@ def _coco(
     images: list[dict[str, Any]],
     categories: list[dict[str, Any]],
     annotations: list[dict[str, Any]],
-) -> COCO:
+) -> Any:
+    from pycocotools.coco import COCO
+
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = {"images": images, "categories": categories, "annotations": annotations}

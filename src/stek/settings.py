@@ -32,10 +32,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = 100_000_000
     presign_expiry_s: int = 900
     event_ttl_days: int = 365
-    max_model_bytes: int = Field(default=512 * 1024 * 1024, description="ONNX + external data")
+    max_import_bytes: int = Field(default=2 * 1024**3, description="unpacked size of one dataset import")
+    max_model_bytes: int = Field(default=256 * 1024**2, description="ONNX + external data")
     model_opset_min: int = 11
     model_opset_max: int = 23
-    validation_max_images: int = Field(default=500, description="more go to a runner job")
+    validation_max_images: int = Field(default=200, description="more go to a runner job")
     inference_cache_size: int = Field(default=4, description="ONNX sessions kept per process")
     training_lease_s: int = Field(default=120, description="how long a runner's job lease lasts")
     runner_cache_dir: str = Field(default="", description="local image cache of the GPU runner")

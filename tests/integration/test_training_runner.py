@@ -150,3 +150,176 @@ def test_detection_job_leaves_an_onnx_model_and_card(
     )
     assert set(card.outputs) == {"boxes", "scores", "labels"}
     assert card.normalisation.mean == [0.0, 0.0, 0.0]
+
+
+def _fast_lease(svc: Services, seconds: int = 2) -> Services:
+    svc.settings = svc.settings.model_copy(update={"training_lease_s": seconds})
+    return svc
+
+
+def test_a_running_job_is_cancelled_between_steps(
+    svc: Services, tenant: str, tmp_path: Path
+) -> None:
+    make_version(
+        svc.s3,
+        svc.dynamodb,
+        svc.settings,
+        tenant=tenant,
+        dataset_id="ds",
+        task=Task.CLASSIFICATION,
+        images=16,
+        size=(32, 32),
+    )
+    job = _submit(
+        svc,
+        tenant,
+        Task.CLASSIFICATION,
+        "mobilenet_v3_small",
+        TINY.model_copy(update={"epochs": 200, "image_size": 32}),
+    )
+    runner = _runner(_fast_lease(svc, 1), tmp_path)
+    outcomes: list[Any] = []
+    worker = threading.Thread(target=lambda: outcomes.append(runner.run_once()))
+    worker.start()
+
+    _wait_for(lambda: job_store(svc).get(tenant, job.job_id).epochs_done >= 1)
+    job_store(svc).cancel(tenant, job.job_id)
+    worker.join(timeout=120)
+
+    assert outcomes == [Outcome.CANCELLED]
+    done = job_store(svc).get(tenant, job.job_id)
+    assert done.status is JobStatus.CANCELLED
+    assert done.epochs_done < 200
+    assert _types(svc, tenant, job.job_id)[-1] == "job.cancelled"
+    assert _model_keys(svc, tenant) == []
+
+
+def test_failures_are_retried_then_the_job_fails_into_the_dead_letter_queue(
+    stack: Any, svc: Services, tenant: str, tmp_path: Path
+) -> None:
+    make_version(
+        svc.s3,
+        svc.dynamodb,
+        svc.settings,
+        tenant=tenant,
+        dataset_id="ds",
+        task=Task.CLASSIFICATION,
+        images=4,
+        size=(32, 32),
+    )
+    svc.s3.delete_object(Bucket=svc.settings.raw_bucket, Key=f"{tenant}/synthetic/ds/00001.jpg")
+    job = _submit(svc, tenant, Task.CLASSIFICATION, "mobilenet_v3_small")
+    runner = _runner(svc, tmp_path)
+
+    attempts = [runner.run_once() for _ in range(3)]
+    after_last = runner.run_once()
+
+    assert attempts == ["retry", "retry", "failed"]
+    assert after_last is None
+    failed = job_store(svc).get(tenant, job.job_id)
+    assert failed.status is JobStatus.FAILED
+    assert (
+        failed.error is not None
+        and "attempt 3 of 3" in failed.error
+        and "NoSuchKey" in failed.error
+    )
+    dead = svc.sqs.receive_message(QueueUrl=stack.queue_urls["TrainingDeadLetterQueue"])["Messages"]
+    assert [json.loads(message["Body"])["job_id"] for message in dead] == [job.job_id]
+    assert _types(svc, tenant, job.job_id).count("job.failed") == 1
+
+
+def test_a_job_that_cannot_succeed_fails_at_once(
+    stack: Any, svc: Services, tenant: str, tmp_path: Path
+) -> None:
+    make_version(
+        svc.s3,
+        svc.dynamodb,
+        svc.settings,
+        tenant=tenant,
+        dataset_id="ds",
+        task=Task.CLASSIFICATION,
+        images=1,
+        size=(32, 32),
+    )
+    job = _submit(svc, tenant, Task.CLASSIFICATION, "mobilenet_v3_small")
+
+    outcome = _runner(svc, tmp_path).run_once()
+
+    assert outcome == "failed"
+    failed = job_store(svc).get(tenant, job.job_id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and "needs both splits" in failed.error
+    assert (
+        svc.sqs.receive_message(QueueUrl=svc.settings.training_queue_url, VisibilityTimeout=0).get(
+            "Messages"
+        )
+        is None
+    )
+    assert (
+        svc.sqs.receive_message(QueueUrl=stack.queue_urls["TrainingDeadLetterQueue"]).get(
+            "Messages"
+        )
+        is None
+    )
+
+
+def test_two_runners_on_one_queue_never_train_the_same_job(
+    svc: Services, tenant: str, tmp_path: Path
+) -> None:
+    make_version(
+        svc.s3,
+        svc.dynamodb,
+        svc.settings,
+        tenant=tenant,
+        dataset_id="ds",
+        task=Task.CLASSIFICATION,
+        images=16,
+        size=(32, 32),
+    )
+    job = _submit(
+        svc,
+        tenant,
+        Task.CLASSIFICATION,
+        "mobilenet_v3_small",
+        TINY.model_copy(update={"epochs": 3, "image_size": 32}),
+    )
+    # At-least-once delivery: the same job arrives twice.
+    svc.sqs.send_message(
+        QueueUrl=svc.settings.training_queue_url,
+        MessageBody=json.dumps({"tenant": tenant, "job_id": job.job_id}),
+    )
+    first, second = (
+        _runner(_fast_lease(svc, 2), tmp_path / name, owner=name)
+        for name in ("runner-a", "runner-b")
+    )
+    outcomes: list[Any] = []
+    worker = threading.Thread(target=lambda: outcomes.append(first.run_once()))
+    worker.start()
+    _wait_for(lambda: job_store(svc).get(tenant, job.job_id).status is JobStatus.RUNNING)
+
+    while_first_trains = second.run_once()
+    worker.join(timeout=120)
+    after_it_finished = second.run_once(wait_s=5)
+
+    assert while_first_trains == "leased elsewhere"
+    assert outcomes == [Outcome.SUCCEEDED]
+    assert after_it_finished == "already finished"
+    assert _types(svc, tenant, job.job_id).count("job.started") == 1
+    assert job_store(svc).get(tenant, job.job_id).attempts == 1
+    assert len(_model_keys(svc, tenant)) == 2  # one card, one model
+    assert (
+        svc.sqs.receive_message(QueueUrl=svc.settings.training_queue_url, VisibilityTimeout=0).get(
+            "Messages"
+        )
+        is None
+    )
+
+
+def _wait_for(condition: Any, timeout_s: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("the runner did not get there in time")
+        time.sleep(0.05)

@@ -334,3 +334,68 @@ def test_png_with_a_zip_appended_has_trailing_data(portrait: Image.Image) -> Non
     data = _encoded(portrait.reduce(4), "PNG") + _fixture("archive_zip.jpg")
 
     assert _rejection(data).reason == "trailing_data"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"progressive": True},
+        {"restart_marker_rows": 1},
+        {"subsampling": 0, "quality": 95},
+    ],
+)
+def test_jpeg_encodings_walk_to_their_end(
+    portrait: Image.Image, options: dict[str, object]
+) -> None:
+    data = _encoded(portrait, "JPEG", **options)
+
+    assert _inspect(data).format == "JPEG"
+    assert _rejection(data[: len(data) - 40]).reason == "truncated"
+
+
+def test_a_second_picture_after_the_first_is_not_trailing_data(portrait: Image.Image) -> None:
+    # Multi-picture files (MPF) keep more JPEG frames after the first one's end marker.
+    data = _encoded(portrait, "JPEG") + _encoded(portrait.reduce(4), "JPEG")
+
+    assert _inspect(data).format == "JPEG"
+
+
+SYNTH_EXPECTED = {
+    "empty.jpg": "empty",
+    "random-bytes.jpg": "not_an_image",
+    "html-page.jpg": "not_an_image",
+    "svg-drawing.jpg": "not_an_image",
+    "postscript.jpg": "not_an_image",
+    "zip-archive.jpg": "not_an_image",
+    "truncated.jpg": "truncated",
+    "jpeg-with-zip-appended.jpg": "trailing_data",
+    "huge-text-chunk.png": "oversized_metadata",
+    "ztxt-bomb.png": "oversized_metadata",
+    "1x1.png": "too_small",
+    "1x12000.png": "too_small",
+    "cmyk.jpg": None,
+    "16-bit.png": None,
+    "palette-transparent.png": None,
+    "exif-rotated.jpg": None,
+}
+
+
+def test_the_synthetic_bad_file_set_ends_as_documented() -> None:
+    # Given the bad files stek.synth makes independently of these fixtures
+    from stek.synth import bad_files, decompression_bomb_png
+
+    files = bad_files(5)
+    files["bomb.png"] = decompression_bomb_png()
+
+    # When each is inspected
+    outcomes: dict[str, str | None] = {}
+    for name, data in files.items():
+        try:
+            _inspect(data)
+            outcomes[name] = None
+        except RejectedImage as rejection:
+            outcomes[name] = rejection.reason
+
+    # Then each is accepted or refused with the reason docs/synthetic-data.md expects
+    assert outcomes == {**SYNTH_EXPECTED, "bomb.png": "too_many_pixels"}
+    assert _inspect(files["exif-rotated.jpg"]).width == 48

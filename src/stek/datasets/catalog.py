@@ -114,7 +114,9 @@ class DatasetCatalog:
             TableName=self._table_name,
             Key=_dataset_key(dataset.tenant, dataset.dataset_id),
             UpdateExpression="SET dataset = :dataset",
-            ExpressionAttributeValues={":dataset": {"S": updated.model_dump_json(exclude={"latest_version"})}},
+            ExpressionAttributeValues={
+                ":dataset": {"S": updated.model_dump_json(exclude={"latest_version"})}
+            },
         )
         return updated
 
@@ -123,13 +125,18 @@ class DatasetCatalog:
         """Put images in the dataset; an image already there takes the new labels."""
         for start in range(0, len(images), _WRITE_BATCH):
             batch = images[start : start + _WRITE_BATCH]
-            requests = [{"PutRequest": {"Item": self._image_item(tenant, dataset_id, image)}} for image in batch]
+            requests = [
+                {"PutRequest": {"Item": self._image_item(tenant, dataset_id, image)}}
+                for image in batch
+            ]
             pending: dict[str, Any] = {self._table_name: requests}
             while pending:
                 answer = self._dynamodb.batch_write_item(RequestItems=pending)
                 pending = answer.get("UnprocessedItems") or {}
 
-    def images(self, tenant: str, dataset_id: str, added_until: datetime | None = None) -> Iterator[DatasetImage]:
+    def images(
+        self, tenant: str, dataset_id: str, added_until: datetime | None = None
+    ) -> Iterator[DatasetImage]:
         """Every image of the dataset (added at or before `added_until`, when given)."""
         for item in self._query_prefix(tenant, dataset_id, "IMAGE#"):
             image = DatasetImage.model_validate_json(item["image"]["S"])
@@ -147,7 +154,9 @@ class DatasetCatalog:
         }
 
     # ------------------------------------------------------------------ imports
-    def put_import(self, tenant: str, dataset_id: str, import_id: str, result: dict[str, Any]) -> None:
+    def put_import(
+        self, tenant: str, dataset_id: str, import_id: str, result: dict[str, Any]
+    ) -> None:
         self._dynamodb.put_item(
             TableName=self._table_name,
             Item={
@@ -178,10 +187,16 @@ class DatasetCatalog:
     def put_version(self, summary: VersionSummary, *, new: bool = False) -> None:
         """Store a version's summary; a READY version is never written again."""
         key = version_item_key(summary.tenant, summary.dataset_id, summary.version)
-        condition = "attribute_not_exists(pk)" if new else "attribute_not_exists(pk) OR #status <> :ready"
+        condition = (
+            "attribute_not_exists(pk)" if new else "attribute_not_exists(pk) OR #status <> :ready"
+        )
         request: dict[str, Any] = {
             "TableName": self._table_name,
-            "Item": {**key, "summary": {"S": summary.model_dump_json()}, "status": {"S": summary.status.value}},
+            "Item": {
+                **key,
+                "summary": {"S": summary.model_dump_json()},
+                "status": {"S": summary.status.value},
+            },
             "ConditionExpression": condition,
         }
         if not new:
@@ -191,7 +206,9 @@ class DatasetCatalog:
             self._dynamodb.put_item(**request)
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise Conflict(f"version {summary.version} of dataset {summary.dataset_id} is frozen") from error
+                raise Conflict(
+                    f"version {summary.version} of dataset {summary.dataset_id} is frozen"
+                ) from error
             raise
 
     def versions(self, tenant: str, dataset_id: str) -> list[VersionSummary]:
@@ -200,11 +217,16 @@ class DatasetCatalog:
             for item in self._query_prefix(tenant, dataset_id, "VERSION#")
         ]
 
-    def _query_prefix(self, tenant: str, dataset_id: str, prefix: str, *, keys_only: bool = False) -> Iterator[dict[str, Any]]:
+    def _query_prefix(
+        self, tenant: str, dataset_id: str, prefix: str, *, keys_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {
             "TableName": self._table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": {"S": _dataset_pk(tenant, dataset_id)}, ":prefix": {"S": prefix}},
+            "ExpressionAttributeValues": {
+                ":pk": {"S": _dataset_pk(tenant, dataset_id)},
+                ":prefix": {"S": prefix},
+            },
             "ConsistentRead": True,
         }
         if keys_only:

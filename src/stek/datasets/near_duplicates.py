@@ -159,7 +159,11 @@ def _pairs_one_chunk_apart(
             continue
         clear = ((keys >> bit) & 1) == 0
         for probers in (np.flatnonzero(clear), np.flatnonzero(~clear & later)):
-            probe_keys, probe_codes, probe_positions = keys[probers], codes[probers], positions[probers]
+            probe_keys, probe_codes, probe_positions = (
+                keys[probers],
+                codes[probers],
+                positions[probers],
+            )
             for mask in bit_masks:
                 targets = probe_keys ^ np.int32(mask)
                 close = np.flatnonzero(_popcount(probe_codes ^ table[targets]) <= radius)
@@ -181,7 +185,10 @@ def _pairs_with_equal_chunk(
 
 
 def _pairs_in_same_bucket(
-    codes: npt.NDArray[np.uint64], sorted_keys: npt.NDArray[np.int32], order: npt.NDArray[np.int64], radius: int
+    codes: npt.NDArray[np.uint64],
+    sorted_keys: npt.NDArray[np.int32],
+    order: npt.NDArray[np.int64],
+    radius: int,
 ) -> Iterator[npt.NDArray[np.int64]]:
     # Within a run of equal keys, pair each member with every later one: offset by 1, 2, ...
     run_start = np.r_[0, np.flatnonzero(np.diff(sorted_keys)) + 1]
@@ -200,7 +207,10 @@ def _pairs_in_same_bucket(
 
 
 def _keep_close(
-    codes: npt.NDArray[np.uint64], first: npt.NDArray[np.int64], second: npt.NDArray[np.int64], radius: int
+    codes: npt.NDArray[np.uint64],
+    first: npt.NDArray[np.int64],
+    second: npt.NDArray[np.int64],
+    radius: int,
 ) -> npt.NDArray[np.int64]:
     close = _popcount(codes[first] ^ codes[second]) <= radius
     pairs = np.stack([first[close], second[close]], axis=1)

@@ -17,10 +17,10 @@ from enum import StrEnum
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 from pydantic import BaseModel
 
-from stek.errors import NotFound
+from stek.errors import InvalidInput, NotFound
 from stek.pagination import decode_cursor, encode_cursor
 
 _serializer = TypeSerializer()
@@ -122,7 +122,7 @@ class ImageCatalog:
             if start:
                 request["ExclusiveStartKey"] = start
             request["Limit"] = limit - len(records)
-            answer = self._dynamodb.query(**request)
+            answer = self._query_page(request)
             items = answer.get("Items", [])
             records.extend(_record(item) for item in items)
             start = answer.get("LastEvaluatedKey")
@@ -195,6 +195,20 @@ class ImageCatalog:
             )
             return str(answer["Item"]["image_id"]["S"])
         return image_id
+
+    def _query_page(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self._dynamodb.query(**request)  # type: ignore[no-any-return]
+        except ParamValidationError as error:
+            raise InvalidInput("cursor is not one this list handed out") from error
+        except ClientError as error:
+            # Only a cursor from elsewhere (another list, another tenant) gets here.
+            if (
+                "ExclusiveStartKey" in request
+                and error.response["Error"]["Code"] == "ValidationException"
+            ):
+                raise InvalidInput("cursor is not one this list handed out") from error
+            raise
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> Iterator[ImageRecord]:
         request: dict[str, Any] = {self._table_name: {"Keys": keys, "ConsistentRead": True}}

@@ -18,6 +18,7 @@ from stek.registry.records import ModelSignature, TensorSpec
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 DETECTION_ROLES = ("boxes", "scores", "labels")
+ROLES = frozenset({"logits", *DETECTION_ROLES})
 
 
 class ModelRejected(StekError):
@@ -125,11 +126,16 @@ def check_card(card: ModelCard, tenant: str, name: str, signature: ModelSignatur
 def output_names(card: ModelCard, signature: ModelSignature) -> dict[str, str]:
     """What each role (logits, boxes, scores, labels) is called in the graph.
 
-    `card.outputs` maps ONNX output names to roles; without it the names are the roles.
+    `card.outputs` maps ONNX output names to what they hold: a role name renames an output
+    (`{"out0": "logits"}`); a description (the runner writes `{"logits": "class scores ..."}`)
+    leaves the output name as its role. Without `card.outputs` the names are the roles.
     """
-    if card.outputs:
-        return {role: output for output, role in card.outputs.items()}
-    return {spec.name: spec.name for spec in signature.outputs}
+    roles = {spec.name: spec.name for spec in signature.outputs}
+    for output, meaning in card.outputs.items():
+        if meaning in ROLES:
+            roles.pop(output, None)
+            roles[meaning] = output
+    return roles
 
 
 def _inside_prefix(location: str, tensor: str) -> str:

@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from stek.registry.inference import new_session, verify_sha256
 from stek.registry.records import ModelVersion
 
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
+# A deleted bucket cannot come back through retries either.
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion", "NoSuchBucket"})
 
 
 class ObjectMissing(Exception):
