@@ -112,7 +112,8 @@ class Runner:
         self.store = JobStore(settings.catalog_table, dynamodb)
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.lease_s = settings.training_lease_s
-        self.heartbeat_s = max(self.lease_s / 4, 0.2)
+        # Often enough that a cancel request is seen within seconds, whatever the lease.
+        self.heartbeat_s = min(max(self.lease_s / 4, 0.2), 10.0)
         # The message stays hidden a little longer than the lease lasts, so a message that
         # comes back always finds the lease of a dead runner already expired.
         self.visibility_s = self.lease_s + max(1, self.lease_s // 10)
@@ -195,6 +196,8 @@ class Runner:
             device=self.device.type,
         )
         heartbeat = Heartbeat(self, job, delivery.receipt if delivery else None)
+        if job.cancel_requested:  # asked while a runner that has since died held it
+            heartbeat.cancel.set()
         context = JobContext(
             settings=self.settings,
             s3=self.s3,

@@ -59,7 +59,7 @@ def handle_version_build(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     if "Records" in event:
         return process_partial_response(
             event=event, record_handler=handle_version_build, processor=processor, context=context

@@ -28,7 +28,15 @@ from stek.datasets.manifest import Task
 from stek.local.stack import Stack, bring_up
 from stek.services import Services, services
 from stek.training.dispatch import job_store, submit_job
-from stek.training.schema import Hyperparameters, JobStatus, TrainingJob, TrainingRequest
+from stek.training.schema import (
+    Architecture,
+    Hyperparameters,
+    JobStatus,
+    TrainingJob,
+    TrainingRequest,
+)
+
+pytestmark = pytest.mark.torch
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_S = 3
@@ -67,7 +75,7 @@ def _job(svc: Services, tenant: str) -> TrainingJob:
         dataset_id="ds",
         version=1,
         task=Task.CLASSIFICATION,
-        architecture="mobilenet_v3_small",
+        architecture=Architecture.MOBILENET_V3_SMALL,
         hyperparameters=params,
         model_name="cuttings",
     )

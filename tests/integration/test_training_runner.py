@@ -18,7 +18,15 @@ from stek.datasets.manifest import Task
 from stek.modelcard import ModelCard
 from stek.services import Services
 from stek.training.dispatch import job_store, submit_job
-from stek.training.schema import Hyperparameters, JobStatus, TrainingJob, TrainingRequest
+from stek.training.schema import (
+    Architecture,
+    Hyperparameters,
+    JobStatus,
+    TrainingJob,
+    TrainingRequest,
+)
+
+pytestmark = pytest.mark.torch
 
 TINY = Hyperparameters(epochs=2, batch_size=8, lr=3e-3, image_size=64, augment=True)
 
@@ -48,7 +56,7 @@ def _submit(
         dataset_id=dataset,
         version=1,
         task=task,
-        architecture=architecture,
+        architecture=Architecture(architecture),
         hyperparameters=params,
         seed=3,
         model_name="cuttings",
@@ -97,7 +105,8 @@ def test_classification_job_leaves_an_onnx_model_and_card(
         ].read()
     )
     assert card.classes == ["healthy", "wilted"]
-    assert card.parity is not None and card.parity.passed
+    assert card.parity is not None
+    assert card.parity.passed
     assert card.lineage.training_job_id == job.job_id
     model_body = svc.s3.get_object(Bucket=svc.settings.models_bucket, Key=prefix + "model.onnx")[
         "Body"
@@ -140,7 +149,8 @@ def test_detection_job_leaves_an_onnx_model_and_card(
 
     assert outcome is Outcome.SUCCEEDED
     done = job_store(svc).get(tenant, job.job_id)
-    assert "map_50" in done.epochs[0].metrics and "map_50_95" in done.epochs[0].metrics
+    assert "map_50" in done.epochs[0].metrics
+    assert "map_50_95" in done.epochs[0].metrics
     prefix = f"{tenant}/cuttings/{job.job_id}/"
     assert _model_keys(svc, tenant) == [prefix + "card.json", prefix + "model.onnx"]
     card = ModelCard.model_validate_json(
@@ -218,11 +228,9 @@ def test_failures_are_retried_then_the_job_fails_into_the_dead_letter_queue(
     assert after_last is None
     failed = job_store(svc).get(tenant, job.job_id)
     assert failed.status is JobStatus.FAILED
-    assert (
-        failed.error is not None
-        and "attempt 3 of 3" in failed.error
-        and "NoSuchKey" in failed.error
-    )
+    assert failed.error is not None
+    assert "attempt 3 of 3" in failed.error
+    assert "NoSuchKey" in failed.error
     dead = svc.sqs.receive_message(QueueUrl=stack.queue_urls["TrainingDeadLetterQueue"])["Messages"]
     assert [json.loads(message["Body"])["job_id"] for message in dead] == [job.job_id]
     assert _types(svc, tenant, job.job_id).count("job.failed") == 1
@@ -248,7 +256,8 @@ def test_a_job_that_cannot_succeed_fails_at_once(
     assert outcome == "failed"
     failed = job_store(svc).get(tenant, job.job_id)
     assert failed.status is JobStatus.FAILED
-    assert failed.error is not None and "needs both splits" in failed.error
+    assert failed.error is not None
+    assert "needs both splits" in failed.error
     assert (
         svc.sqs.receive_message(QueueUrl=svc.settings.training_queue_url, VisibilityTimeout=0).get(
             "Messages"
@@ -323,3 +332,58 @@ def _wait_for(condition: Any, timeout_s: float = 120) -> None:
         if time.monotonic() > deadline:
             pytest.fail("the runner did not get there in time")
         time.sleep(0.05)
+
+
+def test_a_job_starts_from_the_users_weights(svc: Services, tenant: str, tmp_path: Path) -> None:
+    import io
+
+    import torch
+
+    from gpu_runner.models import build_model
+
+    make_version(
+        svc.s3,
+        svc.dynamodb,
+        svc.settings,
+        tenant=tenant,
+        dataset_id="ds",
+        task=Task.CLASSIFICATION,
+        images=8,
+        size=(32, 32),
+    )
+    weights = io.BytesIO()
+    torch.save(build_model(Architecture.MOBILENET_V3_SMALL, 5, 32).state_dict(), weights)
+    svc.s3.put_object(
+        Bucket=svc.settings.artifacts_bucket,
+        Key=f"{tenant}/weights/start.pt",
+        Body=weights.getvalue(),
+    )
+    uri = f"s3://{svc.settings.artifacts_bucket}/{tenant}/weights/start.pt"
+    good = _submit(
+        svc,
+        tenant,
+        Task.CLASSIFICATION,
+        "mobilenet_v3_small",
+        TINY.model_copy(update={"epochs": 1, "image_size": 32, "weights_uri": uri}),
+    )
+    missing = _submit(
+        svc,
+        tenant,
+        Task.CLASSIFICATION,
+        "mobilenet_v3_small",
+        TINY.model_copy(update={"weights_uri": uri + ".gone"}),
+    )
+    runner = _runner(svc, tmp_path)
+
+    outcomes = [runner.train_by_id(tenant, good.job_id), runner.train_by_id(tenant, missing.job_id)]
+
+    assert outcomes == [Outcome.SUCCEEDED, "failed"]
+    refused = job_store(svc).get(tenant, missing.job_id)
+    assert refused.status is JobStatus.FAILED
+    assert refused.error == f"the weights file {uri}.gone does not exist"
+    # The queue still held both messages; they find finished jobs and go.
+    assert [runner.run_once(), runner.run_once(), runner.run_once()] == [
+        "already finished",
+        "already finished",
+        None,
+    ]

@@ -55,7 +55,9 @@ def test_an_archive_over_the_limit_is_refused_before_reading() -> None:
 
 
 def test_a_clean_archive_lists_its_files_normalised() -> None:
-    tree = ZipTree(_zip({"./images/train/a.jpg": b"a", "labels/train/a.txt": b"0 0.5 0.5 0.1 0.1\n"}), 1 << 20)
+    tree = ZipTree(
+        _zip({"./images/train/a.jpg": b"a", "labels/train/a.txt": b"0 0.5 0.5 0.1 0.1\n"}), 1 << 20
+    )
 
     assert tree.paths() == ["images/train/a.jpg", "labels/train/a.txt"]
     assert tree.read("images/train/a.jpg") == b"a"

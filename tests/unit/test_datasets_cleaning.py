@@ -53,7 +53,13 @@ def _candidate(
         ingested_at=START,
         correlation_id=image_id,
     )
-    image = DatasetImage(image_id=image_id, label=label, boxes=boxes, split=split, added_at=START + timedelta(seconds=number))
+    image = DatasetImage(
+        image_id=image_id,
+        label=label,
+        boxes=boxes,
+        split=split,
+        added_at=START + timedelta(seconds=number),
+    )
     return Candidate(image, record, parent)
 
 
@@ -95,8 +101,12 @@ def test_classification_rules_find_only_what_was_planted() -> None:
 def test_near_duplicates_can_be_dropped_and_radius_is_configurable() -> None:
     candidates = [_candidate(1), _candidate(2, phash=_near(_phash(1), 5))]
 
-    wide = clean(candidates, Task.CLASSIFICATION, CLASSES, CleaningOptions(drop_near_duplicates=True))
-    narrow = clean(candidates, Task.CLASSIFICATION, CLASSES, CleaningOptions(near_duplicate_radius=4))
+    wide = clean(
+        candidates, Task.CLASSIFICATION, CLASSES, CleaningOptions(drop_near_duplicates=True)
+    )
+    narrow = clean(
+        candidates, Task.CLASSIFICATION, CLASSES, CleaningOptions(near_duplicate_radius=4)
+    )
 
     assert wide.report.rule("near_duplicates").dropped == ["img002"]
     assert [entry.image_id for entry in wide.entries] == ["img001"]
@@ -116,9 +126,14 @@ def test_near_duplicates_can_be_dropped_and_radius_is_configurable() -> None:
         (_box(5, 5, 25, 25), "duplicate_box", None),
     ],
 )
-def test_each_box_fault_is_reported_by_its_rule_alone(box: Box, rule: str, kept_box: Box | None) -> None:
+def test_each_box_fault_is_reported_by_its_rule_alone(
+    box: Box, rule: str, kept_box: Box | None
+) -> None:
     good = _box(5, 5, 25, 26)
-    candidates = [_candidate(1, boxes=[good, box]), _candidate(2, boxes=[_box(0, 0, 50, 50, label="damaged")])]
+    candidates = [
+        _candidate(1, boxes=[good, box]),
+        _candidate(2, boxes=[_box(0, 0, 50, 50, label="damaged")]),
+    ]
 
     cleaned = clean(candidates, Task.DETECTION, CLASSES, CleaningOptions())
 
@@ -131,7 +146,11 @@ def test_each_box_fault_is_reported_by_its_rule_alone(box: Box, rule: str, kept_
 
 
 def test_detection_images_without_boxes_are_flagged_and_kept() -> None:
-    candidates = [_candidate(1, boxes=[_box(1, 1, 20, 20)]), _candidate(2, boxes=[]), _candidate(3, boxes=None)]
+    candidates = [
+        _candidate(1, boxes=[_box(1, 1, 20, 20)]),
+        _candidate(2, boxes=[]),
+        _candidate(3, boxes=None),
+    ]
     candidates.append(_candidate(4, boxes=[_box(1, 1, 20, 20, label="damaged")]))
 
     cleaned = clean(candidates, Task.DETECTION, CLASSES, CleaningOptions())
@@ -141,7 +160,9 @@ def test_detection_images_without_boxes_are_flagged_and_kept() -> None:
 
 
 def test_class_balance_flags_missing_and_rare_classes() -> None:
-    candidates = [_candidate(n, label="healthy") for n in range(1, 21)] + [_candidate(21, label="damaged")]
+    candidates = [_candidate(n, label="healthy") for n in range(1, 21)] + [
+        _candidate(21, label="damaged")
+    ]
 
     cleaned = clean(candidates, Task.CLASSIFICATION, [*CLASSES, "callus"], CleaningOptions())
 
@@ -161,17 +182,28 @@ def test_look_alikes_share_a_split_and_a_leak_is_moved_and_reported() -> None:
     assert {entry.split for entry in cleaned.entries} == {Split.TRAIN}
     leakage = cleaned.report.rule("leakage")
     assert leakage.found == ["img002"]
-    assert leakage.findings[0].detail == {"near": "img001", "from_split": "val", "to_split": "train", "action": "moved"}
+    assert leakage.findings[0].detail == {
+        "near": "img001",
+        "from_split": "val",
+        "to_split": "train",
+        "action": "moved",
+    }
 
 
 def test_an_image_keeps_its_split_as_the_dataset_grows() -> None:
     first = [_candidate(n) for n in range(1, 41)]
-    before = {e.image_id: e.split for e in clean(first, Task.CLASSIFICATION, CLASSES, CleaningOptions()).entries}
+    before = {
+        e.image_id: e.split
+        for e in clean(first, Task.CLASSIFICATION, CLASSES, CleaningOptions()).entries
+    }
 
     grown = [_candidate(n, parent=before[f"img{n:03d}"]) for n in range(1, 41)]
     grown += [_candidate(n) for n in range(41, 81)]
     grown.append(_candidate(81, phash=_near(_phash(7), 3)))
-    after = {e.image_id: e.split for e in clean(grown, Task.CLASSIFICATION, CLASSES, CleaningOptions()).entries}
+    after = {
+        e.image_id: e.split
+        for e in clean(grown, Task.CLASSIFICATION, CLASSES, CleaningOptions()).entries
+    }
 
     assert {image_id: after[image_id] for image_id in before} == before
     assert after["img081"] is before["img007"]

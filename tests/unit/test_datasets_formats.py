@@ -76,27 +76,39 @@ def test_written_annotations_read_back_the_same(fmt: Format, task: Task) -> None
 
 
 def test_coco_names_an_image_that_is_not_there() -> None:
-    document = b'{"images": [{"id": 1, "file_name": "gone.jpg", "width": 4, "height": 4}], "annotations": []}'
+    document = b'{"images": [{"id": 1, "file_name": "gone.jpg"}], "annotations": []}'
 
-    with pytest.raises(InvalidInput, match="gone.jpg"):
-        read_annotations(Format.COCO, _MemoryTree({"instances_train.json": document}), Task.DETECTION)
+    with pytest.raises(InvalidInput, match=r"gone\.jpg"):
+        read_annotations(
+            Format.COCO, _MemoryTree({"instances_train.json": document}), Task.DETECTION
+        )
 
 
 def test_yolo_detection_needs_its_data_yaml() -> None:
-    with pytest.raises(InvalidInput, match="data.yaml"):
+    with pytest.raises(InvalidInput, match=r"data\.yaml"):
         read_annotations(Format.YOLO, _MemoryTree({"images/train/a.jpg": b"x"}), Task.DETECTION)
 
 
 def test_voc_with_a_dtd_is_refused() -> None:
-    bomb = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><annotation><filename>a.jpg</filename></annotation>'
+    bomb = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><annotation></annotation>'
 
     with pytest.raises(InvalidInput, match="DTD"):
-        read_annotations(Format.VOC, _MemoryTree({"Annotations/a.xml": bomb, "JPEGImages/a.jpg": b"x"}), Task.DETECTION)
+        read_annotations(
+            Format.VOC,
+            _MemoryTree({"Annotations/a.xml": bomb, "JPEGImages/a.jpg": b"x"}),
+            Task.DETECTION,
+        )
 
 
 @pytest.mark.parametrize(
     ("name", "split"),
-    [("instances_train2017", Split.TRAIN), ("valid", Split.VAL), ("instances_val", Split.VAL), ("test", Split.TEST), ("images", None)],
+    [
+        ("instances_train2017", Split.TRAIN),
+        ("valid", Split.VAL),
+        ("instances_val", Split.VAL),
+        ("test", Split.TEST),
+        ("images", None),
+    ],
 )
 def test_split_names(name: str, split: Split | None) -> None:
     assert split_named(name) is split

@@ -5,20 +5,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stek.datasets.near_duplicates import MAX_RADIUS, clusters, hamming, near_duplicate_pairs, parse_hashes
+from stek.datasets.near_duplicates import (
+    MAX_RADIUS,
+    clusters,
+    hamming,
+    near_duplicate_pairs,
+    parse_hashes,
+)
 
 
 def _brute_force(codes: np.ndarray, radius: int) -> set[tuple[int, int]]:
-    found = set()
+    found: set[tuple[int, int]] = set()
     for i in range(len(codes)):
         distances = np.bitwise_count(codes[i + 1 :] ^ codes[i])
         found.update((i, i + 1 + int(j)) for j in np.flatnonzero(distances <= radius))
     return found
 
 
-def _with_planted_pairs(count: int, planted: int, radius: int, seed: int) -> tuple[np.ndarray, set[tuple[int, int]]]:
+def _with_planted_pairs(
+    count: int, planted: int, radius: int, seed: int
+) -> tuple[np.ndarray, set[tuple[int, int]]]:
     rng = np.random.default_rng(seed)
-    codes = rng.integers(0, 2**63, size=count, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, size=count, dtype=np.uint64)
+    codes = rng.integers(0, 2**63, size=count, dtype=np.uint64) * np.uint64(2) + rng.integers(
+        0, 2, size=count, dtype=np.uint64
+    )
     pairs = set()
     for first in range(planted):
         second = count - 1 - first
@@ -68,3 +78,16 @@ def test_hex_hashes_parse_to_their_bits() -> None:
 
     assert int(hashes[0] ^ hashes[1]).bit_count() == 4
     assert hamming("ffffffffffffffff", "fffffffffffffff0") == 4
+
+
+def test_a_burst_of_identical_hashes_pairs_every_copy() -> None:
+    # A machine that photographs one tray 300 times: one crowded bucket in every chunk.
+    rng = np.random.default_rng(5)
+    burst = np.full(300, rng.integers(0, 2**63, dtype=np.uint64), dtype=np.uint64)
+    burst[150:] ^= np.uint64(1) << rng.integers(0, 64, size=150).astype(np.uint64)
+    codes = np.concatenate([burst, rng.integers(0, 2**63, size=300, dtype=np.uint64)])
+
+    found = {tuple(pair) for pair in near_duplicate_pairs(codes, 6).tolist()}
+
+    assert len([pair for pair in found if pair[1] < 300]) == 300 * 299 // 2
+    assert found == _brute_force(codes, 6)

@@ -15,6 +15,8 @@ from PIL import Image
 from gpu_runner import data
 from stek.datasets.manifest import Box, ManifestEntry, Split, Task
 
+pytestmark = pytest.mark.torch
+
 
 class CountingS3:
     """An S3 stand-in that serves fixed objects and counts reads."""
@@ -22,9 +24,9 @@ class CountingS3:
     def __init__(self, objects: dict[str, bytes]) -> None:
         self.objects, self.reads = objects, 0
 
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+    def get_object(self, **request: str) -> dict[str, Any]:
         self.reads += 1
-        return {"Body": io.BytesIO(self.objects[Key])}
+        return {"Body": io.BytesIO(self.objects[request["Key"]])}
 
 
 def _jpeg(size: tuple[int, int] = (64, 32)) -> bytes:

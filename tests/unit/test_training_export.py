@@ -13,6 +13,12 @@ from gpu_runner import export, models
 from stek.datasets.manifest import Task
 from stek.training.schema import Architecture
 
+pytestmark = pytest.mark.torch
+
+
+def test_every_architecture_has_a_builder() -> None:
+    assert set(models.BUILDERS) == set(Architecture)
+
 
 def test_a_classifier_exports_with_a_dynamic_batch_and_passes_parity(tmp_path: Path) -> None:
     torch.manual_seed(0)
@@ -26,7 +32,9 @@ def test_a_classifier_exports_with_a_dynamic_batch_and_passes_parity(tmp_path: P
 
     assert list(outputs) == ["logits"]
     assert onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    assert parity.passed and parity.images == 3 and parity.max_abs_diff < 1e-3
+    assert parity.passed
+    assert parity.images == 3
+    assert parity.max_abs_diff < 1e-3
 
 
 def test_a_faster_rcnn_exports_and_passes_parity(tmp_path: Path) -> None:

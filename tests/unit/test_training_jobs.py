@@ -11,8 +11,14 @@ from stek.services import Services
 from stek.training.jobs import JobStore, LeaseLost, LeaseRefused, job_id_for
 from stek.training.schema import Artifacts, EpochReport, JobStatus, TrainingRequest
 
-REQUEST = TrainingRequest(
-    dataset_id="ds", version=1, task="classification", architecture="resnet18", model_name="m"
+REQUEST = TrainingRequest.model_validate(
+    {
+        "dataset_id": "ds",
+        "version": 1,
+        "task": "classification",
+        "architecture": "resnet18",
+        "model_name": "m",
+    }
 )
 
 
@@ -119,7 +125,8 @@ def test_a_finished_job_cannot_be_leased_or_cancelled(
         1.0,
         {"accuracy": 1.0},
     )
-    assert isinstance(refused, LeaseRefused) and refused.finished
+    assert isinstance(refused, LeaseRefused)
+    assert refused.finished
     with pytest.raises(Conflict):
         store.cancel(tenant, job_id)
 

@@ -1,4 +1,4 @@
-"""Dataset routes: build datasets from uploads and imports, freeze versions, diff and export them."""
+"""Dataset routes: build datasets from uploads and imports, freeze, diff and export versions."""
 
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def _json(status: int, model: BaseModel, location: str | None = None) -> Respons
 
 
 def _correlation_id() -> str:
-    return str(router.current_event.request_context.request_id or "")
+    context = router.current_event.raw_event.get("requestContext") or {}
+    return str(context.get("requestId") or "")
 
 
 @router.post("/v1/datasets", tags=["datasets"], summary="Create a dataset")
@@ -105,7 +106,7 @@ def list_datasets(
 ) -> DatasetPage:
     principal = caller(router)
     principal.require(*_READERS)
-    found, next_cursor = _datasets(services()).list(principal.tenant, limit, cursor)
+    found, next_cursor = _datasets(services()).page(principal.tenant, limit, cursor)
     return DatasetPage(datasets=found, next_cursor=next_cursor)
 
 

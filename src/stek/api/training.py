@@ -26,7 +26,7 @@ def start_training(
         str | None,
         Header(alias="idempotency-key", max_length=128, description="same key, same job"),
     ] = None,
-) -> Response[str]:
+) -> Response[TrainingJob]:
     principal = caller(router)
     principal.require(Role.SCIENTIST)
     job, created = submit_job(
@@ -39,7 +39,7 @@ def start_training(
     return Response(
         status_code=201 if created else 200,
         content_type="application/json",
-        body=job.model_dump_json(),
+        body=job,
         headers={"Location": f"/v1/training-jobs/{job.job_id}"},
     )
 

@@ -90,7 +90,7 @@ class DatasetCatalog:
             raise NotFound(f"dataset {dataset_id} does not exist")
         return _dataset(answer["Item"])
 
-    def list(self, tenant: str, limit: int, cursor: str | None) -> tuple[list[Dataset], str | None]:
+    def page(self, tenant: str, limit: int, cursor: str | None) -> tuple[list[Dataset], str | None]:
         request: dict[str, Any] = {
             "TableName": self._table_name,
             "IndexName": "gsi1",
@@ -122,9 +122,16 @@ class DatasetCatalog:
 
     # ------------------------------------------------------------------- images
     def add_images(self, tenant: str, dataset_id: str, images: list[DatasetImage]) -> None:
-        """Put images in the dataset; an image already there takes the new labels."""
-        for start in range(0, len(images), _WRITE_BATCH):
-            batch = images[start : start + _WRITE_BATCH]
+        """Put images in the dataset; an image already there takes the new labels.
+
+        An image keeps the time it first joined: versions asked for before a relabelling
+        still include it, and it stays the representative of its look-alikes.
+        """
+        unique = list({image.image_id: image for image in images}.values())
+        for start in range(0, len(unique), _WRITE_BATCH):
+            batch = self._keeping_join_times(
+                tenant, dataset_id, unique[start : start + _WRITE_BATCH]
+            )
             requests = [
                 {"PutRequest": {"Item": self._image_item(tenant, dataset_id, image)}}
                 for image in batch
@@ -133,6 +140,28 @@ class DatasetCatalog:
             while pending:
                 answer = self._dynamodb.batch_write_item(RequestItems=pending)
                 pending = answer.get("UnprocessedItems") or {}
+
+    def _keeping_join_times(
+        self, tenant: str, dataset_id: str, batch: list[DatasetImage]
+    ) -> list[DatasetImage]:
+        keys = [
+            {"pk": {"S": _dataset_pk(tenant, dataset_id)}, "sk": {"S": f"IMAGE#{image.image_id}"}}
+            for image in batch
+        ]
+        joined: dict[str, datetime] = {}
+        request: dict[str, Any] = {self._table_name: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            answer = self._dynamodb.batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(self._table_name, []):
+                existing = DatasetImage.model_validate_json(item["image"]["S"])
+                joined[existing.image_id] = existing.added_at
+            request = answer.get("UnprocessedKeys") or {}
+        return [
+            image.model_copy(update={"added_at": joined[image.image_id]})
+            if image.image_id in joined
+            else image
+            for image in batch
+        ]
 
     def images(
         self, tenant: str, dataset_id: str, added_until: datetime | None = None

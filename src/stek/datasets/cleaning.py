@@ -3,20 +3,21 @@
 Rules run in this order, each on what the previous ones kept, so every fault is reported by
 the one rule that explains it:
 
-| rule | finds | does |
-|---|---|---|
-| unreadable | images that are not in the catalog or were rejected at ingest | drops them |
-| exact_duplicates | copies of an image (same sha256) | keeps one, drops the copies |
-| near_duplicates | look-alikes within `near_duplicate_radius` pHash bits | keeps them together in one split (drops them if `drop_near_duplicates`) |
-| leakage | images whose own split differs from their look-alikes' | moves them to the group's split |
-| missing_label | classification images without a label | drops them |
-| unknown_class | labels or boxes naming a class the dataset does not have | drops the image (classification) or the box |
-| zero_area_box | boxes with x2 <= x1 or y2 <= y1 | drops the box |
-| box_outside_image | boxes reaching past the image | clips them; drops those wholly outside |
-| tiny_box | boxes under `min_box_size` pixels on a side (after clipping) | drops the box |
-| duplicate_box | a box of the same class over another (IoU >= `duplicate_box_iou`) | drops the later box |
-| missing_boxes | detection images without any box | flags them (kept as background images) |
-| class_balance | classes with no images, or under `min_class_share` of the largest class | reports |
+* unreadable: images not in the catalog, or rejected at ingest. Dropped.
+* exact_duplicates: copies of an image (same sha256). One is kept, the copies dropped.
+* near_duplicates: look-alikes within `near_duplicate_radius` pHash bits. Kept together in
+  one split (dropped but one when `drop_near_duplicates`).
+* leakage: images whose own split differs from their look-alikes'. Moved to the group's split.
+* missing_label: classification images without a label. Dropped.
+* unknown_class: a label or box naming a class the dataset lacks. The image (classification)
+  or the box is dropped.
+* zero_area_box: boxes with x2 <= x1 or y2 <= y1. Dropped.
+* box_outside_image: boxes reaching past the image. Clipped; dropped when wholly outside.
+* tiny_box: boxes under `min_box_size` pixels on a side (after clipping). Dropped.
+* duplicate_box: a box of a class over another of that class (IoU >= `duplicate_box_iou`).
+  The later one is dropped.
+* missing_boxes: detection images without any box. Flagged, kept as background images.
+* class_balance: classes with no images, or under `min_class_share` of the largest. Reported.
 
 Within a group of copies or look-alikes the image kept as representative is the one that
 was in the parent version, else the one added first (then the lowest id), so the choice is
@@ -38,6 +39,7 @@ from stek.datasets.near_duplicates import (
     DEFAULT_RADIUS,
     MAX_RADIUS,
     clusters,
+    hamming,
     near_duplicate_pairs,
     parse_hashes,
 )
@@ -65,7 +67,7 @@ class CleaningOptions(BaseModel):
         default=DEFAULT_RADIUS,
         ge=0,
         le=MAX_RADIUS,
-        description=f"pHash bits (of 64) within which images are look-alikes; default {DEFAULT_RADIUS}",
+        description=f"pHash bits (of 64) within which images look alike; default {DEFAULT_RADIUS}",
     )
     drop_near_duplicates: bool = Field(
         default=False, description="keep one image per group of look-alikes"
@@ -234,10 +236,9 @@ def _look_alike_groups(
         groups.append(group)
         representative = group[0]
         for member in group[1:]:
-            assert member.record is not None and representative.record is not None
-            distance = (
-                int(member.record.phash or "0", 16) ^ int(representative.record.phash or "0", 16)
-            ).bit_count()
+            distance = hamming(
+                _readable_record(member).phash or "0", _readable_record(representative).phash or "0"
+            )
             reports.find(
                 "near_duplicates",
                 member.image_id,
@@ -271,6 +272,13 @@ def _splits(
     return splits
 
 
+def _readable_record(candidate: Candidate) -> ImageRecord:
+    # Only candidates that passed the unreadable rule get here: each has a record.
+    if candidate.record is None:
+        raise ValueError(f"image {candidate.image_id} has no catalog record")
+    return candidate.record
+
+
 def _labelled_entry(
     candidate: Candidate,
     split: Split,
@@ -279,15 +287,14 @@ def _labelled_entry(
     options: CleaningOptions,
     reports: _Reports,
 ) -> ManifestEntry | None:
-    record = candidate.record
-    assert record is not None and record.sha256 and record.width and record.height
+    record = _readable_record(candidate)
     entry = ManifestEntry(
         image_id=candidate.image_id,
         bucket=record.bucket,
         key=record.key,
-        sha256=record.sha256,
-        width=record.width,
-        height=record.height,
+        sha256=record.sha256 or "",
+        width=record.width or 0,
+        height=record.height or 0,
         split=split,
     )
     if task is Task.CLASSIFICATION:
@@ -304,7 +311,7 @@ def _labelled_entry(
     if not given:
         reports.find("missing_boxes", candidate.image_id, action="kept as a background image")
     entry.boxes = _clean_boxes(
-        candidate.image_id, given, record.width, record.height, classes, options, reports
+        candidate.image_id, given, entry.width, entry.height, classes, options, reports
     )
     return entry
 

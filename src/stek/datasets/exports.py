@@ -45,7 +45,8 @@ def export_version(
     summary = ready_version(svc, tenant, dataset_id, version)
     entries = read_manifest(svc.s3, summary)
     bucket = svc.settings.artifacts_bucket
-    key = f"{version_prefix(tenant, dataset_id, version)}/exports/{fmt.value}-{summary.manifest_sha256[:16]}.zip"
+    name = f"{fmt.value}-{summary.manifest_sha256[:16]}.zip"
+    key = f"{version_prefix(tenant, dataset_id, version)}/exports/{name}"
     if not _exists(svc, bucket, key):
         _write_zip(svc, bucket, key, fmt, entries, summary.classes, summary.task)
     expiry = svc.settings.presign_expiry_s

@@ -4,6 +4,9 @@ Each image is written to the raw bucket at `{tenant}/imports/{dataset_id}/{impor
 and ingested right away with `ingest_object` (S3's own notification of the same object
 follows and finds the record already there). Rejected images are reported, and kept as
 members so the version's cleaning report names them too.
+
+Maintenance: an import runs inside its HTTP request, so behind API Gateway (30 s) it suits
+archives of a few hundred images; larger ones should go through a queue like version builds.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -86,9 +88,7 @@ def import_annotations(
         members.append(_member(image, record, import_id))
     datasets.add_images(tenant, dataset_id, members)
 
-    result = _result(
-        dataset, import_id, request.format, annotations.images, records, annotations.classes
-    )
+    result = _result(dataset, import_id, request.format, annotations.images, records)
     datasets.put_import(tenant, dataset_id, import_id, result.model_dump(mode="json"))
     svc.events.record(
         "dataset.imported",
@@ -172,7 +172,6 @@ def _result(
     fmt: Format,
     images: list[AnnotatedImage],
     records: list[ImageRecord],
-    classes: list[str],
 ) -> ImportResult:
     rejected = [
         RejectedFile(
@@ -184,11 +183,7 @@ def _result(
         for image, record in zip(images, records, strict=True)
         if record.status is ImageStatus.REJECTED
     ]
-    named: dict[str, Any] = {}
-    for image in images:
-        for name in [image.label, *(box.label for box in image.boxes)]:
-            if name:
-                named[name] = True
+    named = {name for image in images for name in [image.label, *(b.label for b in image.boxes)]}
     return ImportResult(
         import_id=import_id,
         dataset_id=dataset.dataset_id,
@@ -198,5 +193,5 @@ def _result(
         duplicates=sum(record.status is ImageStatus.DUPLICATE for record in records),
         rejected=rejected,
         classes=dataset.classes,
-        unknown_classes=sorted(set(named) - set(dataset.classes)),
+        unknown_classes=sorted(name for name in named - set(dataset.classes) if name),
     )

@@ -1,7 +1,8 @@
 """Putting catalog images into a dataset: by id, or every image a query matches.
 
 For classification an image's label is the one its machine sent with the upload (ingest
-metadata `label`). Catalog images carry no boxes; a detection dataset's cleaning flags them.
+metadata `label`), unless the request gives one; adding an image again relabels it.
+Catalog images carry no boxes; a detection dataset's cleaning flags them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class AddImages(BaseModel):
 
     image_ids: list[str] | None = Field(default=None, max_length=MAX_IMAGES_PER_REQUEST)
     query: ImageQuery | None = None
+    label: str | None = Field(
+        default=None, description="label for all these images, instead of their upload's"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> AddImages:
@@ -51,7 +55,10 @@ def add_images(
 ) -> ImagesAdded:
     datasets.get(tenant, dataset_id)
     records = _records(images, tenant, request)
-    members = [DatasetImage(image_id=record.image_id, label=record.label) for record in records]
+    members = [
+        DatasetImage(image_id=record.image_id, label=request.label or record.label)
+        for record in records
+    ]
     datasets.add_images(tenant, dataset_id, members)
     return ImagesAdded(
         dataset_id=dataset_id,

@@ -77,6 +77,8 @@ def request_version(
     correlation_id: str,
 ) -> VersionSummary:
     dataset = datasets.get(tenant, dataset_id)
+    if not dataset.classes:
+        raise InvalidInput(f"dataset {dataset_id} has no classes yet; import annotations first")
     if datasets.count_images(tenant, dataset_id) == 0:
         raise InvalidInput(f"dataset {dataset_id} has no images yet; add or import some first")
     parent = _latest_ready(datasets, tenant, dataset_id)
@@ -155,7 +157,7 @@ def _build(
     progress.report(0.4, "records read", images=len(candidates))
 
     cleaned = clean(candidates, dataset.task, dataset.classes, build.cleaning)
-    progress.report(0.7, "images cleaned", kept=len(cleaned.entries))
+    progress.report(0.7, "images cleaned", images=len(cleaned.entries))
 
     frozen = _write(svc, dataset, summary, cleaned.entries, cleaned.report)
     datasets.put_version(frozen)
@@ -218,7 +220,8 @@ def _write(
     body, sha256 = encode_manifest(entries)
     key = manifest_key(dataset.tenant, dataset.dataset_id, summary.version, sha256)
     svc.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
-    report_key = f"{version_prefix(dataset.tenant, dataset.dataset_id, summary.version)}/cleaning-report.json"
+    prefix = version_prefix(dataset.tenant, dataset.dataset_id, summary.version)
+    report_key = f"{prefix}/cleaning-report.json"
     svc.s3.put_object(
         Bucket=bucket,
         Key=report_key,
@@ -281,7 +284,7 @@ class _Progress:
             correlation_id,
         )
 
-    def report(self, progress: float, stage: str, **figures: int) -> None:
+    def report(self, progress: float, stage: str, images: int) -> None:
         self._summary = self._summary.model_copy(update={"progress": progress})
         self._datasets.put_version(self._summary)
         self._svc.events.record(
@@ -293,7 +296,7 @@ class _Progress:
             version=self._summary.version,
             progress=progress,
             stage=stage,
-            **figures,
+            images=images,
         )
         logger.info(
             "version progress", version=self._summary.version, progress=progress, stage=stage

@@ -107,7 +107,7 @@ class SqsPoller(threading.Thread):
         failed_ids = self._failed_ids(result)
         succeeded = [m for m in messages if m["MessageId"] not in failed_ids]
         failed = [m for m in messages if m["MessageId"] in failed_ids]
-        self._delete(succeeded)
+        self._delete_messages(succeeded)
         if failed:
             self._retry(failed, reason="reported as a batch item failure")
 
@@ -130,7 +130,7 @@ class SqsPoller(threading.Thread):
             "awsRegion": self.mapping.queue_arn.split(":")[3],
         }
 
-    def _delete(self, messages: list[dict[str, Any]]) -> None:
+    def _delete_messages(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), _MAX_PER_RECEIVE):
             chunk = messages[start : start + _MAX_PER_RECEIVE]
             self._sqs.delete_message_batch(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -44,6 +45,7 @@ class RuntimeOptions:
     template: Path = TEMPLATE
     state_dir: Path = field(default_factory=lambda: Path(".stek"))
     runner_args: list[str] = field(default_factory=list)
+    runner_log: Path | None = None  # the runner's console output; the terminal when None
 
 
 @dataclass
@@ -131,6 +133,9 @@ class LocalRuntime:
             return False
         from moto.server import ThreadedMotoServer
 
+        # The emulator's request log would drown the runtime's own; its errors still show.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
         self._moto = ThreadedMotoServer(
             ip_address=self.options.host, port=self.options.emulator_port, verbose=False
         )
@@ -186,5 +191,8 @@ class LocalRuntime:
             )
             return
         command = [sys.executable, "-m", "gpu_runner", *self.options.runner_args]
-        self._runner = subprocess.Popen(command, env=dict(os.environ))
+        log = self.options.runner_log.open("ab") if self.options.runner_log else None
+        self._runner = subprocess.Popen(  # noqa: S603 - our own module
+            command, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT if log else None
+        )
         logger.info("runner started", pid=self._runner.pid)

@@ -85,7 +85,7 @@ def export_name(entry: ManifestEntry) -> str:
 
 
 def find_image(tree_paths: dict[str, list[str]], near: str, file_name: str) -> str | None:
-    """The image a label file means: `file_name` beside `near`'s folders, or the one of that name."""
+    """The image a label file names: the only one of that name, or the one under `near`."""
     candidates = tree_paths.get(PurePosixPath(file_name).name.lower(), [])
     if len(candidates) == 1:
         return candidates[0]
