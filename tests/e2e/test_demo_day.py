@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -19,7 +18,12 @@ from stek.demo.scenario import Scenario
 pytestmark = [pytest.mark.e2e, pytest.mark.torch]
 
 REJECTED_BY_DESIGN = {
-    "empty", "not_an_image", "truncated", "trailing_data", "too_small", "oversized_metadata",
+    "empty",
+    "not_an_image",
+    "truncated",
+    "trailing_data",
+    "too_small",
+    "oversized_metadata",
 }
 
 
@@ -72,8 +76,17 @@ def test_pictures_and_the_event_log_are_written(day: Outcome) -> None:
     events = [json.loads(line) for line in (day.output / "events.jsonl").read_text().splitlines()]
     types = Counter(event["type"] for event in events)
     for expected in (
-        "image.ingested", "image.duplicate", "image.rejected", "dataset.created",
-        "dataset.version.created", "job.queued", "job.started", "job.progress",
-        "job.succeeded", "model.registered", "model.validated", "model.alias.changed",
+        "image.ingested",
+        "image.duplicate",
+        "image.rejected",
+        "dataset.created",
+        "dataset.version.created",
+        "job.queued",
+        "job.started",
+        "job.progress",
+        "job.succeeded",
+        "model.registered",
+        "model.validated",
+        "model.alias.changed",
     ):
         assert types[expected] > 0, expected

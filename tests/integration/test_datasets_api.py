@@ -188,7 +188,8 @@ def test_a_redelivered_build_changes_nothing(api: Api, svc: Services, tenant: st
         "POST", "/v1/datasets", {"name": "d", "task": "classification", "classes": ["healthy"]}
     )
     api.call("POST", f"/v1/datasets/{dataset['dataset_id']}/images", {"image_ids": [image]})
-    api.call("POST", f"/v1/datasets/{dataset['dataset_id']}/versions", {})
+    status, _ = api.call("POST", f"/v1/datasets/{dataset['dataset_id']}/versions")  # no body
+    assert status == 202
     message = svc.sqs.receive_message(QueueUrl=svc.settings.versions_queue_url)["Messages"][0]
     event = json.loads((EVENTS / "clean_sqs_version_build.json").read_text())
     event["Records"][0]["body"] = message["Body"]

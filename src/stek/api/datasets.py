@@ -6,7 +6,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, Field, field_validator
 
 from stek.auth import Role
@@ -155,10 +155,13 @@ def import_dataset_annotations(dataset_id: DatasetId, request: ImportRequest) ->
     tags=["datasets"],
     summary="Freeze a new version: answered 202 BUILDING, cleaned and built asynchronously",
 )
-def create_version(dataset_id: DatasetId, request: VersionRequest) -> Response[str]:
+def create_version(
+    dataset_id: DatasetId, request: Annotated[VersionRequest | None, Body()] = None
+) -> Response[str]:
     principal = caller(router)
     principal.require(Role.SCIENTIST)
     svc = services()
+    request = request or VersionRequest()
     summary = request_version(
         svc, _datasets(svc), principal.tenant, dataset_id, request, _correlation_id()
     )

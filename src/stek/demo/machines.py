@@ -20,7 +20,9 @@ def put_to_bucket(s3: Any, bucket: str, tenant: str, upload: Upload) -> str:
         metadata["label"] = upload.label
     if upload.tray:
         metadata["tray"] = upload.tray
-    s3.put_object(Bucket=bucket, Key=key, Body=upload.body, ContentType=upload.content_type, Metadata=metadata)
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=upload.body, ContentType=upload.content_type, Metadata=metadata
+    )
     return key
 
 
@@ -41,5 +43,7 @@ def post_presigned(machine: StekClient, upload: Upload) -> str:
     fields["file"] = (upload.filename, upload.body, upload.content_type)
     answer = urllib3.PoolManager().request("POST", ticket["url"], fields=fields)
     if answer.status >= 300:
-        raise RuntimeError(f"storage refused the presigned upload: {answer.status} {answer.data[:200]!r}")
+        raise RuntimeError(
+            f"storage refused the presigned upload: {answer.status} {answer.data[:200]!r}"
+        )
     return str(ticket["key"])

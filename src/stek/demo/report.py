@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,9 @@ def print_summary(console: Console, outcome: Outcome) -> None:
     console.print(f"\nPictures and logs: [bold]{outcome.output.resolve()}[/bold]")
     for path in outcome.files:
         console.print(f"  {path.name}")
+    log = outcome.output / "events.jsonl"
     console.print(
-        f"\nEvent log of the whole run: [bold]stek events --file {outcome.output / 'events.jsonl'}[/bold]"
+        f"\nEvent log of the whole run: [bold]stek events --file {log}[/bold]"
         " (add --type job.progress, --subject <id>, ...)"
     )
     console.print(f"Done in {outcome.seconds:.0f} s.")
@@ -50,19 +52,24 @@ def _print_versions(console: Console, outcome: Outcome) -> None:
         table.add_column("split")
         table.add_column("images per class")
         for split, classes in sorted(summary.get("counts", {}).items()):
-            table.add_row(split, ", ".join(f"{name} {count}" for name, count in sorted(classes.items())))
+            table.add_row(
+                split, ", ".join(f"{name} {count}" for name, count in sorted(classes.items()))
+            )
         console.print(table)
         findings = _findings(detail.get("report") or {})
         if findings:
             console.print("  cleaning: " + "; ".join(findings))
     if outcome.planted_label_faults:
-        planted = ", ".join(f"{name} {count}" for name, count in sorted(outcome.planted_label_faults.items()))
+        planted = ", ".join(
+            f"{name} {count}" for name, count in sorted(outcome.planted_label_faults.items())
+        )
         console.print(f"  label faults planted in the import: {planted}")
 
 
 def _findings(cleaning: dict[str, Any]) -> list[str]:
     rules = cleaning.get("rules", cleaning)
     findings = []
+    items: Iterable[tuple[Any, Any]]
     if isinstance(rules, dict):
         items = rules.items()
     elif isinstance(rules, list):
@@ -77,7 +84,9 @@ def _findings(cleaning: dict[str, Any]) -> list[str]:
         dropped = rule.get("dropped")
         dropped = len(dropped) if isinstance(dropped, list) else dropped
         if found:
-            findings.append(f"{name} found {found}" + (f", dropped {dropped}" if dropped is not None else ""))
+            findings.append(
+                f"{name} found {found}" + (f", dropped {dropped}" if dropped is not None else "")
+            )
     return findings
 
 
@@ -115,13 +124,18 @@ def _print_models(console: Console, outcome: Outcome) -> None:
         console.print(f"  promotion to production: {outcome.promotion}")
     if outcome.prediction:
         detections = outcome.prediction.get("detections", [])
-        found = ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections[:8]) or "nothing above 0.3"
+        found = (
+            ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections[:8])
+            or "nothing above 0.3"
+        )
         console.print(f"  prediction on a tray from machine-02: {found}")
 
 
 def _numbers(metrics: dict[str, Any]) -> str:
     keys = ("accuracy", "map_50", "map_50_95", "precision", "recall")
-    return ", ".join(f"{key} {metrics[key]:.3f}" for key in keys if isinstance(metrics.get(key), int | float))
+    return ", ".join(
+        f"{key} {metrics[key]:.3f}" for key in keys if isinstance(metrics.get(key), int | float)
+    )
 
 
 def plot_training_curves(jobs: dict[str, dict[str, Any]], target: Path) -> None:
@@ -133,7 +147,9 @@ def plot_training_curves(jobs: dict[str, dict[str, Any]], target: Path) -> None:
     figure, axes = pyplot.subplots(1, len(jobs), figsize=(5 * len(jobs), 3.5), squeeze=False)
     for axis, (task_name, job) in zip(axes[0], jobs.items(), strict=False):
         epochs = [report["epoch"] for report in job.get("epochs", [])]
-        axis.plot(epochs, [r["train_loss"] for r in job.get("epochs", [])], marker="o", label="train loss")
+        axis.plot(
+            epochs, [r["train_loss"] for r in job.get("epochs", [])], marker="o", label="train loss"
+        )
         metric = "accuracy" if task_name == "classification" else "map_50"
         twin = axis.twinx()
         twin.plot(
@@ -163,5 +179,7 @@ def draw_detections(image_bytes: bytes, detections: list[dict[str, Any]], target
         box = [float(v) for v in detection["box"]]
         colour = colours.get(detection["label"], (255, 255, 0))
         canvas.rectangle(box, outline=colour, width=2)
-        canvas.text((box[0] + 2, box[1] + 1), f"{detection['label']} {detection['score']:.2f}", fill=colour)
+        canvas.text(
+            (box[0] + 2, box[1] + 1), f"{detection['label']} {detection['score']:.2f}", fill=colour
+        )
     picture.save(target)

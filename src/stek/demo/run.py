@@ -51,10 +51,15 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return all(job.get("status") == "SUCCEEDED" for job in self.jobs.values()) and len(self.models) == 2
+        return (
+            all(job.get("status") == "SUCCEEDED" for job in self.jobs.values())
+            and len(self.models) == 2
+        )
 
 
-def run_demo(*, images: int = 240, output: Path = Path("stek-demo-output"), quick: bool = False) -> int:
+def run_demo(
+    *, images: int = 240, output: Path = Path("stek-demo-output"), quick: bool = False
+) -> int:
     """Play the day, print what happened; exit status 0 when both models made it."""
     console = Console()
     outcome = play_day(Scenario.quick() if quick else Scenario.full(images), output, console)
@@ -74,10 +79,17 @@ def play_day(scenario: Scenario, output: Path, console: Console) -> Outcome:
         runner_log=output / "runner.log",
     )
     started = time.monotonic()
-    columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with LocalRuntime(options) as runtime, Progress(*columns, console=console) as progress:
         assert runtime.info is not None
-        session = DemoSession(runtime.info.api_url, runtime.info.api_keys, progress, scenario, output)
+        session = DemoSession(
+            runtime.info.api_url, runtime.info.api_keys, progress, scenario, output
+        )
         outcome = session.run()
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -130,7 +142,9 @@ class DemoSession:
                     put_to_bucket(s3, raw_bucket, TENANT, upload)
                 self.outcome.uploaded += 1
             except ApiError as refusal:
-                self.outcome.refused.append((upload.filename, str(refusal.problem.get("detail", refusal))))
+                self.outcome.refused.append(
+                    (upload.filename, str(refusal.problem.get("detail", refusal)))
+                )
             self.progress.advance(task)
 
     def wait_for_ingest(self) -> None:
@@ -143,13 +157,19 @@ class DemoSession:
 
         records = _wait(images, timeout_s=180, what="ingest")
         self.outcome.statuses = Counter(record["status"] for record in records)
-        self.outcome.reasons = Counter(record["reason"] for record in records if record.get("reason"))
+        self.outcome.reasons = Counter(
+            record["reason"] for record in records if record.get("reason")
+        )
 
     # ------------------------------------------------------------------- datasets
     def classification_version(self) -> dict[str, Any]:
         dataset = self.scientist.post(
             "/v1/datasets",
-            {"name": "cutting viability", "task": "classification", "classes": ["viable", "non_viable"]},
+            {
+                "name": "cutting viability",
+                "task": "classification",
+                "classes": ["viable", "non_viable"],
+            },
         )
         self.scientist.post(
             f"/v1/datasets/{dataset['dataset_id']}/images", {"query": {"machine_id": "machine-01"}}
@@ -177,7 +197,9 @@ class DemoSession:
             summary = detail["summary"]
             self.progress.update(bar, completed=int(100 * summary.get("progress", 0)))
             if summary["status"] == "FAILED":
-                raise RuntimeError(f"version {version} of {dataset_id} failed: {summary.get('error')}")
+                raise RuntimeError(
+                    f"version {version} of {dataset_id} failed: {summary.get('error')}"
+                )
             return detail if summary["status"] == "READY" else None
 
         detail = _wait(ready, timeout_s=180, what=f"{task_name} dataset version")
@@ -189,20 +211,33 @@ class DemoSession:
     def train(self, classification: dict[str, Any], detection: dict[str, Any]) -> None:
         requests = {
             "classification": self._training_request(
-                classification, CLASSIFICATION_MODEL, "mobilenet_v3_small", self.scenario.classification_epochs, 64
+                classification,
+                CLASSIFICATION_MODEL,
+                "mobilenet_v3_small",
+                self.scenario.classification_epochs,
+                64,
             ),
             "detection": self._training_request(
-                detection, DETECTION_MODEL, "ssdlite320_mobilenet_v3_large", self.scenario.detection_epochs, 256
+                detection,
+                DETECTION_MODEL,
+                "ssdlite320_mobilenet_v3_large",
+                self.scenario.detection_epochs,
+                256,
             ),
         }
-        jobs = {name: self.scientist.post("/v1/training-jobs", body) for name, body in requests.items()}
+        jobs = {
+            name: self.scientist.post("/v1/training-jobs", body) for name, body in requests.items()
+        }
         bars = {
             name: self.progress.add_task(f"train {name}", total=body["hyperparameters"]["epochs"])
             for name, body in requests.items()
         }
 
         def finished() -> dict[str, dict[str, Any]] | None:
-            current = {name: self.scientist.get(f"/v1/training-jobs/{job['job_id']}") for name, job in jobs.items()}
+            current = {
+                name: self.scientist.get(f"/v1/training-jobs/{job['job_id']}")
+                for name, job in jobs.items()
+            }
             for name, job in current.items():
                 self.progress.update(bars[name], completed=job["epochs_done"])
             done = all(job["status"] in TERMINAL_JOB_STATES for job in current.values())
@@ -211,7 +246,12 @@ class DemoSession:
         self.outcome.jobs = _wait(finished, timeout_s=900, what="training", every_s=2)
 
     def _training_request(
-        self, version: dict[str, Any], model_name: str, architecture: str, epochs: int, image_size: int
+        self,
+        version: dict[str, Any],
+        model_name: str,
+        architecture: str,
+        epochs: int,
+        image_size: int,
     ) -> dict[str, Any]:
         summary = version["summary"]
         return {
@@ -221,13 +261,20 @@ class DemoSession:
             "architecture": architecture,
             "model_name": model_name,
             "seed": self.scenario.seed,
-            "hyperparameters": {"epochs": epochs, "image_size": image_size, "batch_size": 16, "lr": 3e-3},
+            "hyperparameters": {
+                "epochs": epochs,
+                "image_size": image_size,
+                "batch_size": 16,
+                "lr": 3e-3,
+            },
         }
 
     # ------------------------------------------------------------------- registry
     def wait_for_models(self) -> None:
         task = self.progress.add_task("registry", total=2)
-        succeeded = [name for name, job in self.outcome.jobs.items() if job["status"] == "SUCCEEDED"]
+        succeeded = [
+            name for name, job in self.outcome.jobs.items() if job["status"] == "SUCCEEDED"
+        ]
         names = {"classification": CLASSIFICATION_MODEL, "detection": DETECTION_MODEL}
 
         def registered() -> dict[str, dict[str, Any]] | None:
@@ -256,7 +303,11 @@ class DemoSession:
             split = "test" if summary["counts"].get("test") else "val"
             self.outcome.validations[task_name] = self.scientist.post(
                 f"/v1/models/{name}/versions/1/validations",
-                {"dataset_id": summary["dataset_id"], "version": summary["version"], "split": split},
+                {
+                    "dataset_id": summary["dataset_id"],
+                    "version": summary["version"],
+                    "split": split,
+                },
             )
             self.progress.advance(task)
 

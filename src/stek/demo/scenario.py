@@ -127,8 +127,13 @@ def _duplicates(cuttings: list[Upload], scenario: Scenario) -> list[Upload]:
         original = cuttings[n * 3]
         planted.append(
             Upload(
-                original.machine_id, f"resend-{n:02d}.jpg", original.body, original.content_type,
-                original.label, original.tray, "duplicate",
+                original.machine_id,
+                f"resend-{n:02d}.jpg",
+                original.body,
+                original.content_type,
+                original.label,
+                original.tray,
+                "duplicate",
             )
         )
     for n in range(scenario.near_duplicates):
@@ -136,8 +141,13 @@ def _duplicates(cuttings: list[Upload], scenario: Scenario) -> list[Upload]:
         look_alike = near_duplicate(Image.open(io.BytesIO(original.body)), seed=n)
         planted.append(
             Upload(
-                original.machine_id, f"reshoot-{n:02d}.jpg", encode_jpeg(look_alike), "image/jpeg",
-                original.label, original.tray, "near_duplicate",
+                original.machine_id,
+                f"reshoot-{n:02d}.jpg",
+                encode_jpeg(look_alike),
+                "image/jpeg",
+                original.label,
+                original.tray,
+                "near_duplicate",
             )
         )
     return planted
@@ -148,7 +158,13 @@ def _line_trays(scenario: Scenario) -> list[Upload]:
     for n in range(scenario.line_trays):
         tray = generate_tray(scenario.seed * 1000 + 500 + n, size=TRAY_SIZE)
         uploads.append(
-            Upload("machine-02", f"tray-{n:04d}.jpg", encode_jpeg(tray.image), "image/jpeg", tray=tray.tray_id)
+            Upload(
+                "machine-02",
+                f"tray-{n:04d}.jpg",
+                encode_jpeg(tray.image),
+                "image/jpeg",
+                tray=tray.tray_id,
+            )
         )
     return uploads
 
@@ -161,13 +177,18 @@ def _bad_uploads(seed: int) -> list[Upload]:
     for index, (name, body) in enumerate(sorted(bad_files(seed, text_chunk_mb=2).items())):
         machine = "machine-01" if index % 2 else "machine-02"
         suffix = name[name.rfind(".") :] if "." in name else ".bin"
-        uploads.append(Upload(machine, f"odd-{name}", body, _CONTENT_TYPES.get(suffix, "image/jpeg"), planted=name))
+        uploads.append(
+            Upload(
+                machine, f"odd-{name}", body, _CONTENT_TYPES.get(suffix, "image/jpeg"), planted=name
+            )
+        )
     return uploads
 
 
 def _coco_archive(scenario: Scenario) -> tuple[bytes, dict[str, int]]:
     """Labelled trays as a COCO zip, with some label faults planted on purpose."""
-    images, annotations = [], []
+    images: list[dict[str, object]] = []
+    annotations: list[dict[str, object]] = []
     faults: dict[str, int] = {}
     defects = list(BoxDefect)
     buffer = io.BytesIO()
@@ -181,12 +202,14 @@ def _coco_archive(scenario: Scenario) -> tuple[bytes, dict[str, int]]:
                 faults[defect.value] = faults.get(defect.value, 0) + 1
             file_name = f"images/tray-{n:04d}.jpg"
             archive.writestr(file_name, encode_jpeg(tray.image))
-            images.append({"id": n + 1, "file_name": file_name, "width": TRAY_SIZE[0], "height": TRAY_SIZE[1]})
+            images.append(
+                {"id": n + 1, "file_name": file_name, "width": TRAY_SIZE[0], "height": TRAY_SIZE[1]}
+            )
             for box in boxes:
                 annotations.append(_coco_annotation(len(annotations) + 1, n + 1, box))
         # Every label used gets a category, the planted unknown class included: the labelling
         # tool knew it, the dataset does not, and cleaning must say so.
-        used = sorted({a["label"] for a in annotations} - set(CUTTING_CLASSES))
+        used = sorted({str(a["label"]) for a in annotations} - set(CUTTING_CLASSES))
         names = {name: i + 1 for i, name in enumerate([*CUTTING_CLASSES, *used])}
         categories = [{"id": i, "name": name} for name, i in names.items()]
         for annotation in annotations:

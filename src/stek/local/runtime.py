@@ -192,7 +192,7 @@ class LocalRuntime:
             return
         command = [sys.executable, "-m", "gpu_runner", *self.options.runner_args]
         log = self.options.runner_log.open("ab") if self.options.runner_log else None
-        self._runner = subprocess.Popen(  # noqa: S603 - our own module
+        self._runner = subprocess.Popen(
             command, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT if log else None
         )
         logger.info("runner started", pid=self._runner.pid)
