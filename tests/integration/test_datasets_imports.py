@@ -252,3 +252,57 @@ def test_export_then_import_gives_the_same_version(
 
     assert content(copy) == content(source)
     assert len(content(source)) == 6
+
+
+def test_imports_from_a_bucket_prefix_and_an_uploaded_zip(
+    api: Api, svc: Services, tenant: str
+) -> None:
+    # Given a COCO tree under a prefix of the raw bucket, and the same tree as a zip there
+    files = _coco([(f"p{n}.jpg", "train", [("healthy", [1, 1, 30, 30])]) for n in range(3)])
+    for n in range(3):
+        files[f"images/train/p{n}.jpg"] = encode_jpeg(_image(200 + n))
+    raw = svc.settings.raw_bucket
+    for path, body in files.items():
+        svc.s3.put_object(Bucket=raw, Key=f"{tenant}/uploads/coco/{path}", Body=body)
+    archive_key = f"{tenant}/uploads/coco.zip"
+    svc.s3.put_object(Bucket=raw, Key=archive_key, Body=base64.b64decode(_zip(files)))
+    from_prefix, from_zip = api.dataset("detection", CLASSES), api.dataset("detection", CLASSES)
+
+    # When each is imported
+    by_prefix = api.call(
+        "POST",
+        f"/v1/datasets/{from_prefix}/imports",
+        {"format": "coco", "prefix": f"{tenant}/uploads/coco/"},
+    )
+    by_key = api.call(
+        "POST", f"/v1/datasets/{from_zip}/imports", {"format": "coco", "archive_key": archive_key}
+    )
+
+    # Then both bring in the three images, written under the import's own raw prefix
+    assert (by_prefix[0], by_prefix[1]["images"]) == (201, 3)
+    assert (by_key[0], by_key[1]["images"], by_key[1]["duplicates"]) == (201, 3, 3)
+    imported = svc.s3.list_objects_v2(Bucket=raw, Prefix=f"{tenant}/imports/{from_prefix}/")
+    assert len(imported["Contents"]) == 3
+
+
+def test_a_prefix_with_a_key_climbing_out_is_refused(api: Api, svc: Services, tenant: str) -> None:
+    raw = svc.settings.raw_bucket
+    svc.s3.put_object(
+        Bucket=raw, Key=f"{tenant}/uploads/voc/Annotations/a.xml", Body=b"<annotation/>"
+    )
+    svc.s3.put_object(
+        Bucket=raw, Key=f"{tenant}/uploads/voc/../../other/b.xml", Body=b"<annotation/>"
+    )
+    dataset_id = api.dataset("detection", CLASSES)
+
+    status, problem = api.call(
+        "POST",
+        f"/v1/datasets/{dataset_id}/imports",
+        {"format": "voc", "prefix": f"{tenant}/uploads/voc"},
+    )
+
+    assert (status, problem["path"]) == (422, "../../other/b.xml")
+    assert (
+        DatasetCatalog(svc.settings.catalog_table, svc.dynamodb).count_images(tenant, dataset_id)
+        == 0
+    )
