@@ -34,6 +34,7 @@ from torch import nn
 from gpu_runner import data, engine, export, models
 from stek import __version__
 from stek.datasets.manifest import (
+    ManifestEntry,
     Split,
     Task,
     VersionSummary,
@@ -110,11 +111,74 @@ class TrainingResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Session:
+    """The model and its optimisation state, and how far training has come."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    config: dict[str, Any]
+    epoch: int = 0
+    step: int = 0
+    best: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict(),
+            epoch=self.epoch,
+            step=self.step,
+            best_metric=self.best,
+            history=self.history,
+            config=self.config,
+        )
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        self.model.load_state_dict(checkpoint.model)
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        self.scheduler.load_state_dict(checkpoint.scheduler)
+        self.scaler.load_state_dict(checkpoint.scaler)
+        self.epoch, self.step = checkpoint.epoch, checkpoint.step
+        self.best, self.history = checkpoint.best_metric, checkpoint.history
+
+
 def train_job(context: JobContext) -> TrainingResult:
     """Train, checkpoint, export and hand over one leased job."""
-    job, request = context.job, context.job.request
-    params = request.hyperparameters
+    params = context.job.request.hyperparameters
     version = _version(context)
+    train_set, val_set = _datasets(context, version)
+    session = _session(context, version)
+    val_batches = data.loader(val_set, batch_size=params.batch_size, workers=params.workers)
+
+    while session.epoch < params.epochs:
+        started = time.monotonic()
+        result = _train_epoch(context, session, train_set, version.task)
+        if result.stopped:
+            session.step = result.steps
+            return _stopped(context, session)
+        session.scheduler.step()
+        evaluation = engine.evaluate(
+            session.model,
+            val_batches,
+            task=version.task,
+            classes=version.classes,
+            device=context.device,
+        )
+        _end_epoch(context, session, result, evaluation, version.task, time.monotonic() - started)
+
+    return _export(context, session, version, val_set)
+
+
+def _datasets(
+    context: JobContext, version: VersionSummary
+) -> tuple[data.ManifestDataset, data.ManifestDataset]:
+    """The train and validation splits, every image in the local cache."""
+    params = context.job.request.hyperparameters
     entries = read_manifest(context.s3, version)
     train_entries = data.split_entries(entries, Split.TRAIN)
     val_entries = data.split_entries(entries, Split.VAL) or data.split_entries(entries, Split.TEST)
@@ -123,118 +187,99 @@ def train_job(context: JobContext) -> TrainingResult:
             f"version {version.version} has {len(train_entries)} train and {len(val_entries)} "
             "validation images; training needs both splits"
         )
-
-    seed_everything(request.seed)
     downloaded = context.cache.warm(entries)
-    logger.info("images cached", job_id=job.job_id, images=len(entries), downloaded=downloaded)
+    logger.info("images cached", images=len(entries), downloaded=downloaded)
 
-    task, classes = version.task, version.classes
-    train_set = data.ManifestDataset(
-        train_entries,
-        classes,
-        task,
-        context.cache.locate,
-        data.transforms(task, params.image_size, train=True, augment=params.augment),
-    )
-    val_set = data.ManifestDataset(
-        val_entries,
-        classes,
-        task,
-        context.cache.locate,
-        data.transforms(task, params.image_size, train=False, augment=False),
-    )
+    def dataset(entries: list[ManifestEntry], train: bool) -> data.ManifestDataset:
+        transform = data.transforms(
+            version.task, params.image_size, train=train, augment=params.augment and train
+        )
+        return data.ManifestDataset(
+            entries, version.classes, version.task, context.cache.locate, transform
+        )
 
-    model = models.build_model(request.architecture, len(classes), params.image_size)
+    return dataset(train_entries, True), dataset(val_entries, False)
+
+
+def _session(context: JobContext, version: VersionSummary) -> Session:
+    """A fresh model (from scratch or the user's weights), or the job's last checkpoint."""
+    job, request = context.job, context.job.request
+    params = request.hyperparameters
+    seed_everything(request.seed)
+    model = models.build_model(request.architecture, len(version.classes), params.image_size)
     model.to(context.device)
     if context.device.type == "cuda":
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = _optimizer(model, params.optimizer, params.lr, params.weight_decay, params.momentum)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs)
-    scaler = torch.amp.GradScaler(context.device.type, enabled=context.device.type == "cuda")
-    config = _resolved_config(job, version, context.device)
-
+    session = Session(
+        model=model,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs),
+        scaler=torch.amp.GradScaler(context.device.type, enabled=context.device.type == "cuda"),
+        config=_resolved_config(job, version, context.device),
+    )
     checkpoint = load_checkpoint(context.s3, context.settings.artifacts_bucket, job)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint.model)
-        optimizer.load_state_dict(checkpoint.optimizer)
-        scheduler.load_state_dict(checkpoint.scheduler)
-        scaler.load_state_dict(checkpoint.scaler)
+        session.restore(checkpoint)
         _replay_history(context, checkpoint)
-        logger.info("job resumed", job_id=job.job_id, epoch=checkpoint.epoch, step=checkpoint.step)
+        logger.info("job resumed", epoch=checkpoint.epoch, step=checkpoint.step)
     elif params.weights_uri:
         _load_user_weights(context.s3, model, params.weights_uri)
+    return session
 
-    epoch = checkpoint.epoch if checkpoint else 0
-    step = checkpoint.step if checkpoint else 0
-    best = checkpoint.best_metric if checkpoint else None
-    history = checkpoint.history if checkpoint else []
-    val_batches = data.loader(val_set, batch_size=params.batch_size, workers=params.workers)
-    steps_per_epoch = -(-len(train_set) // params.batch_size)
 
-    while epoch < params.epochs:
-        started = time.monotonic()
-        order = data.epoch_order(len(train_set), request.seed, epoch, skip=step * params.batch_size)
-        result = engine.train_one_epoch(
-            model,
-            optimizer,
-            scaler,
-            data.loader(
-                train_set, batch_size=params.batch_size, workers=params.workers, order=order
-            ),
-            task=task,
-            device=context.device,
-            first_step=step,
-            total_steps=steps_per_epoch,
-            should_stop=context.stop.any,
-            description=f"epoch {epoch + 1}/{params.epochs}",
-            show_progress=context.show_progress,
-        )
-        if result.stopped:
-            return _stopped(
-                context,
-                model,
-                optimizer,
-                scheduler,
-                scaler,
-                epoch,
-                result.steps,
-                best,
-                history,
-                config,
-            )
+def _train_epoch(
+    context: JobContext, session: Session, train_set: data.ManifestDataset, task: Task
+) -> engine.EpochResult:
+    request = context.job.request
+    params = request.hyperparameters
+    skip = session.step * params.batch_size
+    order = data.epoch_order(len(train_set), request.seed, session.epoch, skip=skip)
+    batches = data.loader(
+        train_set, batch_size=params.batch_size, workers=params.workers, order=order
+    )
+    return engine.train_one_epoch(
+        session.model,
+        session.optimizer,
+        session.scaler,
+        batches,
+        task=task,
+        device=context.device,
+        first_step=session.step,
+        total_steps=-(-len(train_set) // params.batch_size),
+        should_stop=context.stop.any,
+        description=f"epoch {session.epoch + 1}/{params.epochs}",
+        show_progress=context.show_progress,
+    )
 
-        scheduler.step()
-        evaluation = engine.evaluate(
-            model, val_batches, task=task, classes=classes, device=context.device
-        )
-        epoch, step = epoch + 1, 0
-        report = EpochReport(
-            epoch=epoch,
-            train_loss=round(result.loss, 5),
-            metrics=_headline(evaluation.metrics, task),
-            seconds=round(time.monotonic() - started, 2),
-        )
-        history.append(report.model_dump())
-        if best is None or evaluation.primary > best:
-            best = evaluation.primary
-            _save_state(
-                context.s3, context.settings.artifacts_bucket, _best_key(job), model.state_dict()
-            )
-        state = Checkpoint(
-            model=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            scaler=scaler.state_dict(),
-            epoch=epoch,
-            step=0,
-            best_metric=best,
-            history=history,
-            config=config,
-        )
-        uri = save_checkpoint(context.s3, context.settings.artifacts_bucket, job, state)
-        _report_epoch(context, report, best, uri)
 
-    return _export(context, model, version, val_set, history, best, config)
+def _end_epoch(
+    context: JobContext,
+    session: Session,
+    result: engine.EpochResult,
+    evaluation: engine.Evaluation,
+    task: Task,
+    seconds: float,
+) -> None:
+    """Keep the best weights, write the checkpoint, then tell the job record and event log.
+
+    The checkpoint goes first: a report of an epoch that no checkpoint holds would be
+    trained again after a resume, and reported twice.
+    """
+    session.epoch, session.step = session.epoch + 1, 0
+    report = EpochReport(
+        epoch=session.epoch,
+        train_loss=round(result.loss, 5),
+        metrics=_headline(evaluation.metrics, task),
+        seconds=round(seconds, 2),
+    )
+    session.history.append(report.model_dump())
+    bucket = context.settings.artifacts_bucket
+    if session.best is None or evaluation.primary > session.best:
+        session.best = evaluation.primary
+        _save_state(context.s3, bucket, _best_key(context.job), session.model.state_dict())
+    uri = save_checkpoint(context.s3, bucket, context.job, session.checkpoint())
+    _report_epoch(context, report, session.best, uri)
 
 
 def seed_everything(seed: int) -> None:
@@ -273,55 +318,27 @@ def _save_state(s3: Any, bucket: str, key: str, state: dict[str, Any]) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
 
 
-def _stopped(
-    context: JobContext,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler,
-    epoch: int,
-    step: int,
-    best: float | None,
-    history: list[dict[str, Any]],
-    config: dict[str, Any],
-) -> TrainingResult:
+def _stopped(context: JobContext, session: Session) -> TrainingResult:
     if context.stop.lease_lost():
         # Another runner owns the job now; anything written here would overwrite its work.
         return TrainingResult(Outcome.LEASE_LOST)
     if context.stop.cancel():
         return TrainingResult(Outcome.CANCELLED)
-    state = Checkpoint(
-        model=model.state_dict(),
-        optimizer=optimizer.state_dict(),
-        scheduler=scheduler.state_dict(),
-        scaler=scaler.state_dict(),
-        epoch=epoch,
-        step=step,
-        best_metric=best,
-        history=history,
-        config=config,
-    )
-    uri = save_checkpoint(context.s3, context.settings.artifacts_bucket, context.job, state)
-    logger.info(
-        "checkpoint saved on shutdown", job_id=context.job.job_id, epoch=epoch, step=step, uri=uri
-    )
+    bucket = context.settings.artifacts_bucket
+    uri = save_checkpoint(context.s3, bucket, context.job, session.checkpoint())
+    logger.info("checkpoint saved on shutdown", epoch=session.epoch, step=session.step, uri=uri)
     return TrainingResult(Outcome.INTERRUPTED)
 
 
 def _export(
-    context: JobContext,
-    model: nn.Module,
-    version: VersionSummary,
-    val_set: data.ManifestDataset,
-    history: list[dict[str, Any]],
-    best: float | None,
-    config: dict[str, Any],
+    context: JobContext, session: Session, version: VersionSummary, val_set: data.ManifestDataset
 ) -> TrainingResult:
-    job, params = context.job, context.job.request.hyperparameters
+    """The best epoch's model to ONNX, checked against PyTorch, then card and model handed over."""
+    job, params, model = context.job, context.job.request.hyperparameters, session.model
     best_state = _load_state(context.s3, context.settings.artifacts_bucket, _best_key(job))
     if best_state is not None:
         model.load_state_dict(best_state)
-    best_epoch = max(history, key=lambda report: _primary(report["metrics"], version.task))
+    best_epoch = max(session.history, key=lambda report: _primary(report["metrics"], version.task))
     images = [val_set[position][0] for position in range(min(PARITY_IMAGES, len(val_set)))]
 
     with tempfile.TemporaryDirectory(prefix="stek-export-") as folder:
@@ -373,7 +390,7 @@ def _export(
     return TrainingResult(
         Outcome.SUCCEEDED,
         artifacts,
-        {**card.metrics, "parity": parity.model_dump(), "device": config["device"]},
+        {**card.metrics, "parity": parity.model_dump(), "device": context.device.type},
     )
 
 

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from stek.local.functions import Handler
 from stek.local.lambda_context import LocalContext
 from stek.local.template import ACCOUNT_ID, Function, HttpRoute
-from stek.observability import logger
+from stek.observability import runtime_logger as logger
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _TEXT_TYPES = (

@@ -25,7 +25,7 @@ from stek.eventlog import EventLog
 from stek.local.functions import Handler
 from stek.local.lambda_context import LocalContext
 from stek.local.template import Function, Queue, SqsSource
-from stek.observability import logger
+from stek.observability import runtime_logger as logger
 
 _MAX_PER_RECEIVE = 10
 

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from stek.local.template import LocalStackModel, Table
-from stek.observability import logger
+from stek.observability import runtime_logger as logger
 
 
 def provision(model: LocalStackModel, s3: Any, sqs: Any, dynamodb: Any) -> dict[str, str]:

@@ -26,7 +26,7 @@ from stek.local.gateway import Gateway, GatewayServer
 from stek.local.pollers import Mapping, SqsPoller
 from stek.local.stack import TEMPLATE, Stack, bring_up
 from stek.local.template import Function
-from stek.observability import logger
+from stek.observability import runtime_logger as logger
 from stek.services import services
 
 DEFAULT_REGION = "us-east-1"
