@@ -38,6 +38,7 @@ from stek.training.jobs import JobStore, LeaseLost, LeaseRefused
 from stek.training.schema import TrainingJob, TrainingMessage
 
 DEFAULT_MAX_RECEIVES = 3
+RETRY_PAUSE_S = 5.0
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Runner:
         wait_s: int = 20,
         show_progress: bool = False,
         device: torch.device | None = None,
+        retry_backoff_s: float = 30.0,
     ) -> None:
         self.settings, self.s3, self.sqs, self.dynamodb, self.events = (
             settings,
@@ -120,10 +122,12 @@ class Runner:
         default_cache = Path.home() / ".cache" / "stek" / "images"
         self.cache = ImageCache(s3, cache_dir or Path(settings.runner_cache_dir or default_cache))
         self.wait_s = wait_s
+        self.retry_backoff_s = retry_backoff_s
         self.show_progress = show_progress
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.shutdown = threading.Event()
         self._max_receives: int | None = None
+        self._training = False
 
     @classmethod
     def from_environment(cls, **options: Any) -> Runner:
@@ -136,7 +140,13 @@ class Runner:
         """Poll and train until `stop` or `self.shutdown` is set (SIGTERM sets the latter)."""
         logger.info("runner started", runner=self.owner, device=self.device.type)
         while not self.shutdown.is_set() and not (stop and stop.is_set()):
-            self.run_once()
+            try:
+                self.run_once()
+            except Exception:
+                # The queue or a table is unreachable for a moment: the runner outlives it.
+                # The message it held, if any, comes back when its visibility runs out.
+                logger.exception("runner loop failed; polling again shortly")
+                self.shutdown.wait(RETRY_PAUSE_S)
         logger.info("runner stopped", runner=self.owner)
 
     def run_once(self, wait_s: int | None = None) -> Outcome | str | None:
@@ -151,7 +161,11 @@ class Runner:
         messages = answer.get("Messages", [])
         if not messages:
             return None
-        return self.handle(_delivery(messages[0]))
+        self._training = True  # from here on SIGTERM means "checkpoint and hand back"
+        try:
+            return self.handle(_delivery(messages[0]))
+        finally:
+            self._training = False
 
     def handle(self, delivery: Delivery) -> Outcome | str:
         if delivery.message is None:
@@ -177,13 +191,26 @@ class Runner:
         self.shutdown.set()
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.request_shutdown)
-        signal.signal(signal.SIGINT, self.request_shutdown)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, *_: Any) -> None:
+        self.request_shutdown()
+        if not self._training:
+            # Idle in a long poll: leave now rather than after it. A message received in this
+            # instant was not leased yet and simply becomes visible again.
+            raise SystemExit(0)
 
     # ------------------------------------------------------------------- one job
 
     def _train(self, job: TrainingJob, delivery: Delivery | None) -> Outcome | str:
         logger.append_keys(job_id=job.job_id, tenant=job.tenant, correlation_id=job.correlation_id)
+        try:
+            return self._train_leased(job, delivery)
+        finally:
+            logger.remove_keys(["job_id", "tenant", "correlation_id"])
+
+    def _train_leased(self, job: TrainingJob, delivery: Delivery | None) -> Outcome | str:
         self.events.record(
             "job.started",
             job.tenant,
@@ -220,7 +247,7 @@ class Runner:
             logger.warning("job abandoned: lease lost", runner=self.owner)
             return Outcome.LEASE_LOST
         except JobRejected as error:
-            self._fail(job, str(error), delivery, retry_left=False)
+            self._fail(job, str(error), delivery)
             return "failed"
         except Exception as error:  # anything else may be transient: retry while attempts last
             logger.exception("training attempt failed")
@@ -229,8 +256,11 @@ class Runner:
             )
         finally:
             heartbeat.stop()
-            logger.remove_keys(["job_id", "tenant", "correlation_id"])
-        return self._finish(job, result.outcome, result, delivery)
+        try:
+            return self._finish(job, result.outcome, result, delivery)
+        except LeaseLost:
+            logger.warning("job abandoned: lease lost", runner=self.owner)
+            return Outcome.LEASE_LOST
 
     def _finish(
         self, job: TrainingJob, outcome: Outcome, result: Any, delivery: Delivery | None
@@ -268,18 +298,16 @@ class Runner:
                 job,
                 f"{reason} (attempt {attempts} of {self.max_receives()})",
                 delivery,
-                retry_left=False,
             )
             return "failed"
         assert delivery is not None
         self.store.release(job.tenant, job.job_id, self.owner, last_error=reason)
-        self.set_visibility(delivery.receipt, 0)
+        # A pause that grows with each attempt, so a short outage does not use them all up.
+        self.set_visibility(delivery.receipt, int(self.retry_backoff_s * delivery.receives))
         logger.info("job put back for retry", attempt=delivery.receives, reason=reason)
         return "retry"
 
-    def _fail(
-        self, job: TrainingJob, reason: str, delivery: Delivery | None, *, retry_left: bool
-    ) -> None:
+    def _fail(self, job: TrainingJob, reason: str, delivery: Delivery | None) -> None:
         try:
             failed = self.store.fail(job.tenant, job.job_id, self.owner, reason)
         except LeaseLost:

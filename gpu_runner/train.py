@@ -102,6 +102,7 @@ class Checkpoint:
     best_metric: float | None
     history: list[dict[str, Any]]
     config: dict[str, Any]
+    best_metrics: dict[str, Any] = field(default_factory=dict)  # all of the best epoch's
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Session:
     epoch: int = 0
     step: int = 0
     best: float | None = None
+    best_metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def checkpoint(self) -> Checkpoint:
@@ -136,6 +138,7 @@ class Session:
             best_metric=self.best,
             history=self.history,
             config=self.config,
+            best_metrics=self.best_metrics,
         )
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -145,6 +148,7 @@ class Session:
         self.scaler.load_state_dict(checkpoint.scaler)
         self.epoch, self.step = checkpoint.epoch, checkpoint.step
         self.best, self.history = checkpoint.best_metric, checkpoint.history
+        self.best_metrics = checkpoint.best_metrics
 
 
 def train_job(context: JobContext) -> TrainingResult:
@@ -277,6 +281,7 @@ def _end_epoch(
     bucket = context.settings.artifacts_bucket
     if session.best is None or evaluation.primary > session.best:
         session.best = evaluation.primary
+        session.best_metrics = {**evaluation.metrics, "epoch": session.epoch}
         _save_state(context.s3, bucket, _best_key(context.job), session.model.state_dict())
     uri = save_checkpoint(context.s3, bucket, context.job, session.checkpoint())
     _report_epoch(context, report, session.best, uri)
@@ -338,7 +343,6 @@ def _export(
     best_state = _load_state(context.s3, context.settings.artifacts_bucket, _best_key(job))
     if best_state is not None:
         model.load_state_dict(best_state)
-    best_epoch = max(session.history, key=lambda report: _primary(report["metrics"], version.task))
     images = [val_set[position][0] for position in range(min(PARITY_IMAGES, len(val_set)))]
 
     with tempfile.TemporaryDirectory(prefix="stek-export-") as folder:
@@ -360,7 +364,7 @@ def _export(
             classes=version.classes,
             input_size=(params.image_size, params.image_size),
             normalisation=data.normalisation(version.task),
-            metrics={**best_epoch["metrics"], "epoch": best_epoch["epoch"], "split": "val"},
+            metrics={**session.best_metrics, "split": "val"},
             hyperparameters={**params.model_dump(), "seed": job.request.seed},
             lineage=Lineage(
                 training_job_id=job.job_id,
@@ -468,10 +472,6 @@ def _headline(metrics: dict[str, Any], task: Task) -> dict[str, Any]:
         return {"accuracy": metrics["accuracy"], "per_class_f1": metrics["per_class_f1"]}
     keep = ("map_50", "map_50_95", "per_class_ap50", "precision", "recall")
     return {name: metrics[name] for name in keep}
-
-
-def _primary(metrics: dict[str, Any], task: Task) -> float:
-    return float(metrics["accuracy"] if task is Task.CLASSIFICATION else metrics["map_50"])
 
 
 def _report_epoch(context: JobContext, report: EpochReport, best: float | None, uri: str) -> None:

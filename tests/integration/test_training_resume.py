@@ -178,3 +178,19 @@ def test_sigkill_lease_runs_out_and_another_runner_resumes(
     assert [event["runner"] for event in started][1] == "second"
     assert started[1]["resumed_from_epoch"] >= 1
     assert _model_versions(svc, tenant) == ["card.json", "model.onnx"]
+
+
+def test_an_idle_runner_stops_at_once_on_sigterm(served_stack: Stack, tmp_path: Path) -> None:
+    runner = _start_runner(tmp_path)
+    log = tmp_path / "runner.log"
+    deadline = time.monotonic() + 120
+    while "runner started" not in log.read_text():
+        if runner.poll() is not None or time.monotonic() > deadline:
+            runner.kill()
+            pytest.fail("the runner did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.05)
+
+    runner.send_signal(signal.SIGTERM)
+
+    # Well within the 20 s long poll it was waiting in.
+    assert runner.wait(timeout=10) == 0

@@ -105,6 +105,7 @@ def test_classification_job_leaves_an_onnx_model_and_card(
         ].read()
     )
     assert card.classes == ["healthy", "wilted"]
+    assert {"accuracy", "per_class_f1", "confusion", "epoch"} <= set(card.metrics)
     assert card.parity is not None
     assert card.parity.passed
     assert card.lineage.training_job_id == job.job_id
@@ -219,7 +220,7 @@ def test_failures_are_retried_then_the_job_fails_into_the_dead_letter_queue(
     )
     svc.s3.delete_object(Bucket=svc.settings.raw_bucket, Key=f"{tenant}/synthetic/ds/00001.jpg")
     job = _submit(svc, tenant, Task.CLASSIFICATION, "mobilenet_v3_small")
-    runner = _runner(svc, tmp_path)
+    runner = _runner(svc, tmp_path, retry_backoff_s=0)
 
     attempts = [runner.run_once() for _ in range(3)]
     after_last = runner.run_once()
