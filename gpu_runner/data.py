@@ -165,6 +165,10 @@ def loader(
 ) -> DataLoader[Any]:
     """Batches in `order` (or in manifest order when None, for evaluation)."""
     detection = dataset.task is Task.DETECTION
+    if order is not None and len(order) > 1 and len(order) % batch_size == 1:
+        # Batch norm cannot train on a batch of one; that sample waits for the next
+        # epoch's shuffle instead of failing the job.
+        order = order[:-1]
     return DataLoader(
         dataset,
         batch_size=batch_size,

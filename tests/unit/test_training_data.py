@@ -114,3 +114,19 @@ def test_epoch_order_is_shared_and_skips_what_was_trained() -> None:
     assert order != data.epoch_order(10, seed=4, epoch=3)
     assert sorted(order) == list(range(10))
     assert data.epoch_order(10, seed=4, epoch=2, skip=6) == order[6:]
+
+
+def test_no_training_batch_holds_a_single_image(tmp_path: Path) -> None:
+    body = _jpeg()
+    cache = data.ImageCache(CountingS3({"a.jpg": body}), tmp_path)
+    transform = data.transforms(Task.CLASSIFICATION, 32, train=False, augment=False)
+    entries = [_entry("a.jpg", body, label="wilted")] * 5
+    dataset = data.ManifestDataset(
+        entries, ["healthy", "wilted"], Task.CLASSIFICATION, cache.locate, transform
+    )
+
+    training = data.loader(dataset, batch_size=4, workers=0, order=[0, 1, 2, 3, 4])
+    evaluation = data.loader(dataset, batch_size=4, workers=0)
+
+    assert [len(labels) for _, labels in training] == [4]
+    assert [len(labels) for _, labels in evaluation] == [4, 1]

@@ -54,8 +54,8 @@ def test_a_confident_box_onnx_misses_counts_as_a_full_difference() -> None:
     nothing = (np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64))
     shifted = (np.array([[0.1, 0.1, 0.5, 0.52]]), np.array([0.9]), np.array([0]))
 
-    assert export._detection_difference(expected, nothing) == 1.0
-    assert export._detection_difference(expected, shifted) == pytest.approx(0.02)
+    assert export.export._detection_difference(expected, nothing) == 1.0
+    assert export.export._detection_difference(expected, shifted) == pytest.approx(0.02)
 
 
 def test_user_weights_load_where_they_fit() -> None:
@@ -68,3 +68,19 @@ def test_user_weights_load_where_they_fit() -> None:
     assert torch.equal(target.state_dict()["conv1.weight"], source.state_dict()["conv1.weight"])
     with pytest.raises(ValueError, match="none of the tensors"):
         models.load_user_weights(target, {"unrelated": torch.zeros(1)})
+
+
+def test_detection_parity_forgives_ties_but_not_missing_boxes() -> None:
+    boxes = np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30]], dtype=np.float32)
+    scores = np.array([0.9, 0.5, 0.5], dtype=np.float32)
+    labels = np.array([0, 0, 0])
+    # ONNX kept the other of the two tied boxes: a tie, not a difference.
+    kept_other = (boxes[[0, 2]], scores[[0, 2]], labels[[0, 2]])
+    lost_confident = (boxes[[1, 2]], scores[[1, 2]], labels[[1, 2]])
+    nudged = (boxes + 0.001, scores - 0.0005, labels)
+
+    assert export._detection_difference((boxes, scores, labels), kept_other) == 0.0
+    assert export._detection_difference((boxes, scores, labels), lost_confident) == 1.0
+    assert export._detection_difference((boxes, scores, labels), nudged) == pytest.approx(
+        0.001, abs=1e-4
+    )

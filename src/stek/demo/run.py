@@ -215,14 +215,14 @@ class DemoSession:
                 CLASSIFICATION_MODEL,
                 "mobilenet_v3_small",
                 self.scenario.classification_epochs,
-                64,
+                96,
             ),
             "detection": self._training_request(
                 detection,
                 DETECTION_MODEL,
                 "ssdlite320_mobilenet_v3_large",
                 self.scenario.detection_epochs,
-                256,
+                128,
             ),
         }
         jobs = {
@@ -300,7 +300,7 @@ class DemoSession:
         for task_name in self.outcome.models:
             name, version = targets[task_name]
             summary = version["summary"]
-            split = "test" if summary["counts"].get("test") else "val"
+            split = "test" if sum(summary["counts"].get("test", {}).values()) else "val"
             self.outcome.validations[task_name] = self.scientist.post(
                 f"/v1/models/{name}/versions/1/validations",
                 {
@@ -330,6 +330,7 @@ class DemoSession:
             self.outcome.promotion = f"version 1 is production (rule: map_50 >= {minimum})"
         except ApiError as refusal:
             self.outcome.promotion = f"refused: {refusal.problem.get('detail')}"
+        self.outcome.models["detection"] = self.scientist.get(f"/v1/models/{DETECTION_MODEL}")
 
     def predict(self, day: Day) -> None:
         if "detection" not in self.outcome.models or not day.line_trays:

@@ -51,7 +51,7 @@ class Scenario:
             exact_duplicates=6,
             near_duplicates=6,
             classification_epochs=6,
-            detection_epochs=12,
+            detection_epochs=14,
             promotion_map_50=0.2,
         )
 
@@ -63,8 +63,8 @@ class Scenario:
             line_trays=4,
             exact_duplicates=2,
             near_duplicates=2,
-            classification_epochs=2,
-            detection_epochs=1,
+            classification_epochs=3,
+            detection_epochs=3,
             promotion_map_50=0.0,
         )
 

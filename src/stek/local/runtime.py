@@ -44,7 +44,6 @@ class RuntimeOptions:
     tenant: str = "local"
     template: Path = TEMPLATE
     state_dir: Path = field(default_factory=lambda: Path(".stek"))
-    runner_args: list[str] = field(default_factory=list)
     runner_log: Path | None = None  # the runner's console output; the terminal when None
 
 
@@ -190,7 +189,7 @@ class LocalRuntime:
                 "runner not started", reason="PyTorch is not installed (pip install '.[runner]')"
             )
             return
-        command = [sys.executable, "-m", "gpu_runner", *self.options.runner_args]
+        command = [sys.executable, "-m", "gpu_runner"]
         log = self.options.runner_log.open("ab") if self.options.runner_log else None
         self._runner = subprocess.Popen(
             command, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT if log else None
