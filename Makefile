@@ -32,7 +32,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
-	$(BIN)/mypy src functions gpu_runner
+	$(BIN)/mypy src functions gpu_runner tests bench
 	$(BIN)/cfn-lint template.yaml
 
 format: install

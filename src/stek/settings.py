@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = 100_000_000
     presign_expiry_s: int = 900
     event_ttl_days: int = 365
-    max_import_bytes: int = Field(default=2 * 1024**3, description="unpacked size of one dataset import")
+    max_import_bytes: int = Field(
+        default=2 * 1024**3, description="unpacked size of one dataset import"
+    )
     max_model_bytes: int = Field(default=256 * 1024**2, description="ONNX + external data")
     model_opset_min: int = 11
     model_opset_max: int = 23

@@ -54,8 +54,8 @@ def test_a_confident_box_onnx_misses_counts_as_a_full_difference() -> None:
     nothing = (np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64))
     shifted = (np.array([[0.1, 0.1, 0.5, 0.52]]), np.array([0.9]), np.array([0]))
 
-    assert export.export._detection_difference(expected, nothing) == 1.0
-    assert export.export._detection_difference(expected, shifted) == pytest.approx(0.02)
+    assert export._detection_difference(expected, nothing) == 1.0
+    assert export._detection_difference(expected, shifted) == pytest.approx(0.02)
 
 
 def test_user_weights_load_where_they_fit() -> None:
