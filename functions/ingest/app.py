@@ -17,8 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stek.api import events, images, service
-from stek.bucket_events import parse_bucket_events
-from stek.errors import MalformedEvent
+from stek.bucket_events import objects_in_message
 from stek.http import build_resolver
 from stek.ingest import ingest_object
 from stek.observability import logger
@@ -28,13 +27,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def handle_bucket_record(record: SQSRecord) -> None:
-    try:
-        objects = parse_bucket_events(record.body)
-    except MalformedEvent as error:
-        # Retrying cannot fix a payload no dialect matches: log it and let it go.
-        logger.warning("bucket event dropped", reason=error.detail, message_id=record.message_id)
-        return
-    for created in objects:
+    for created in objects_in_message(record.body, record.message_id):
         ingest_object(created)
 
 

@@ -22,6 +22,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ValidationError
 
 from stek.errors import MalformedEvent
+from stek.observability import logger
 
 
 class ObjectCreated(BaseModel):
@@ -121,3 +122,16 @@ def _object_created(raw: Any, source: str) -> ObjectCreated | None:
         event_time=record.eventTime,
         source=source,
     )
+
+
+def objects_in_message(body: str, message_id: str) -> list[ObjectCreated]:
+    """The objects a queued bucket notification announces; none for a malformed one.
+
+    Retrying cannot fix a payload no dialect matches, so it is logged and dropped instead
+    of being raised back to the queue.
+    """
+    try:
+        return parse_bucket_events(body)
+    except MalformedEvent as error:
+        logger.warning("bucket event dropped", reason=error.detail, message_id=message_id)
+        return []
