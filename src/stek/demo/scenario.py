@@ -51,7 +51,7 @@ class Scenario:
             exact_duplicates=6,
             near_duplicates=6,
             classification_epochs=6,
-            detection_epochs=14,
+            detection_epochs=30,
             promotion_map_50=0.2,
         )
 
