@@ -173,10 +173,13 @@ def draw_detections(image_bytes: bytes, detections: list[dict[str, Any]], target
     from PIL import Image, ImageDraw
 
     picture = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+    # Line-camera thumbnails are small; twice the size keeps the labels readable.
+    scale = 2 if max(picture.size) < 512 else 1
+    picture = picture.resize((picture.width * scale, picture.height * scale))
     canvas = ImageDraw.Draw(picture)
     colours = {"viable": (40, 200, 60), "non_viable": (230, 60, 40)}
     for detection in detections:
-        box = [float(v) for v in detection["box"]]
+        box = [float(v) * scale for v in detection["box"]]
         colour = colours.get(detection["label"], (255, 255, 0))
         canvas.rectangle(box, outline=colour, width=2)
         canvas.text(
