@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ from stek.training.schema import TrainingJob, TrainingMessage
 
 DEFAULT_MAX_RECEIVES = 3
 RETRY_PAUSE_S = 5.0
+DEAD_LETTER_SWEEP_S = 60.0  # how often a runner looks for jobs that died on their last try
+DEAD_LETTER_RECHECK_S = 900  # a dead letter already looked at is hidden this long
 
 
 @dataclass
@@ -139,8 +142,12 @@ class Runner:
     def run_forever(self, stop: threading.Event | None = None) -> None:
         """Poll and train until `stop` or `self.shutdown` is set (SIGTERM sets the latter)."""
         logger.info("runner started", runner=self.owner, device=self.device.type)
+        next_sweep = 0.0
         while not self.shutdown.is_set() and not (stop and stop.is_set()):
             try:
+                if time.monotonic() >= next_sweep:
+                    self.sweep_dead_letters()
+                    next_sweep = time.monotonic() + DEAD_LETTER_SWEEP_S
                 self.run_once()
             except Exception:
                 # The queue or a table is unreachable for a moment: the runner outlives it.
@@ -166,6 +173,40 @@ class Runner:
             return self.handle(_delivery(messages[0]))
         finally:
             self._training = False
+
+    def sweep_dead_letters(self) -> int:
+        """FAILED for jobs whose message SQS dead-lettered while no runner could say so.
+
+        A runner killed on a job's last attempt records nothing; its message passes the max
+        receive count and lands in the dead-letter queue. Once the dead runner's lease has
+        run out, the job is failed here. The messages stay for operators to replay; they are
+        only hidden for a while so that the next sweep does not read them at once.
+        """
+        url = self.settings.training_dead_letter_queue_url
+        if not url:
+            return 0
+        answer = self.sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=DEAD_LETTER_RECHECK_S,
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        failed = 0
+        for delivery in map(_delivery, answer.get("Messages", [])):
+            if delivery.message is None:
+                continue
+            reason = (
+                f"the job's message went to the dead-letter queue after {self.max_receives()} tries"
+            )
+            job = self.store.fail_abandoned(
+                delivery.message.tenant, delivery.message.job_id, reason
+            )
+            if job is not None:
+                self._record(job, "job.failed", reason=reason)
+                logger.info("abandoned job failed", job_id=job.job_id)
+                failed += 1
+        return failed
 
     def handle(self, delivery: Delivery) -> Outcome | str:
         if delivery.message is None:

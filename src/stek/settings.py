@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     training_queue_url: str = ""
     versions_queue_url: str = ""
     ingest_queue_url: str = ""
+    training_dead_letter_queue_url: str = ""
     webhook_token: str = Field(default="", description="bearer token MinIO's webhook sends")
     max_upload_bytes: int = 40 * 1024 * 1024
     max_image_pixels: int = 100_000_000

@@ -388,3 +388,43 @@ def test_a_job_starts_from_the_users_weights(svc: Services, tenant: str, tmp_pat
         "already finished",
         None,
     ]
+
+
+def test_a_job_dead_lettered_after_its_runner_died_is_failed_by_the_sweep(
+    svc: Services, tenant: str, tmp_path: Path
+) -> None:
+    make_version(
+        svc.s3,
+        svc.dynamodb,
+        svc.settings,
+        tenant=tenant,
+        dataset_id="ds",
+        task=Task.CLASSIFICATION,
+        images=8,
+        size=(64, 48),
+    )
+    abandoned = _submit(svc, tenant, Task.CLASSIFICATION, "mobilenet_v3_small")
+    alive = _submit(
+        svc,
+        tenant,
+        Task.CLASSIFICATION,
+        "mobilenet_v3_small",
+        TINY.model_copy(update={"epochs": 3}),
+    )
+    store = job_store(svc)
+    # The first job's runner was killed: its lease has run out. The second is still trained.
+    store.lease(tenant, abandoned.job_id, "killed-runner", lease_s=-1)
+    store.lease(tenant, alive.job_id, "busy-runner", lease_s=600)
+    for job in (abandoned, alive):
+        svc.sqs.send_message(
+            QueueUrl=svc.settings.training_dead_letter_queue_url,
+            MessageBody=json.dumps({"tenant": tenant, "job_id": job.job_id}),
+        )
+
+    failed = _runner(svc, tmp_path).sweep_dead_letters()
+
+    assert failed == 1
+    assert store.get(tenant, abandoned.job_id).status is JobStatus.FAILED
+    assert "dead-letter queue" in (store.get(tenant, abandoned.job_id).error or "")
+    assert store.get(tenant, alive.job_id).status is JobStatus.RUNNING
+    assert "job.failed" in _types(svc, tenant, abandoned.job_id)

@@ -272,6 +272,29 @@ class JobStore:
             tenant, job_id, owner, JobStatus.FAILED, "#error = :reason", {":reason": reason}
         )
 
+    def fail_abandoned(self, tenant: str, job_id: str, reason: str) -> TrainingJob | None:
+        """FAILED for a job no runner holds any more; None if one does, or it finished."""
+        now = time.time()
+        try:
+            return self._update(
+                tenant,
+                job_id,
+                "SET #status = :failed, #error = :reason, finished_at = :stamp, "
+                "updated_at = :stamp REMOVE lease_owner, lease_expires_at",
+                {
+                    ":failed": JobStatus.FAILED.value,
+                    ":reason": reason,
+                    ":stamp": _now(),
+                    ":queued": JobStatus.QUEUED.value,
+                    ":running": JobStatus.RUNNING.value,
+                    ":now": Decimal(str(round(now, 3))),
+                },
+                condition="#status IN (:queued, :running) AND "
+                "(attribute_not_exists(lease_owner) OR lease_expires_at < :now)",
+            )
+        except _ConditionFailed:
+            return None
+
     def mark_cancelled(self, tenant: str, job_id: str, owner: str) -> TrainingJob:
         return self._finish(tenant, job_id, owner, JobStatus.CANCELLED, "", {})
 
