@@ -323,7 +323,7 @@ class Runner:
         elif outcome is Outcome.INTERRUPTED:
             self.store.release(job.tenant, job.job_id, self.owner)
             if delivery:
-                self.set_visibility(delivery.receipt, 0)
+                self._hand_back(delivery)
             logger.info("job handed back", job_id=job.job_id, runner=self.owner)
         return outcome
 
@@ -397,6 +397,21 @@ class Runner:
         except self.sqs.exceptions.ClientError:
             # The receipt went stale (the message was received again elsewhere): nothing to do.
             logger.warning("message visibility not changed")
+
+    def _hand_back(self, delivery: Delivery) -> None:
+        """Queue the job afresh for the next runner, then drop the message this one held.
+
+        A stop is not a failure: re-sending instead of making the message visible again
+        keeps pre-empted runners from using up the job's receives and sending it to the
+        dead-letter queue. Sent before deleting, so a crash in between leaves a duplicate,
+        which the lease turns away, rather than nothing.
+        """
+        assert delivery.message is not None
+        self.sqs.send_message(
+            QueueUrl=self.settings.training_queue_url,
+            MessageBody=delivery.message.model_dump_json(),
+        )
+        self._delete(delivery.receipt)
 
     def _delete(self, receipt: str | None) -> None:
         if receipt:

@@ -144,6 +144,14 @@ def test_sigterm_checkpoints_and_another_runner_resumes(
     handed_back = job_store(svc).get(tenant, job.job_id)
     assert handed_back.status is JobStatus.QUEUED
     assert handed_back.lease_owner is None
+    # A stop is not a failed try: the job is queued afresh, not counted towards the DLQ.
+    queued = svc.sqs.receive_message(
+        QueueUrl=svc.settings.training_queue_url,
+        AttributeNames=["ApproximateReceiveCount"],
+        VisibilityTimeout=0,
+        WaitTimeSeconds=5,
+    )["Messages"]
+    assert [m["Attributes"]["ApproximateReceiveCount"] for m in queued] == ["1"]
     outcome = _second_runner(svc, tmp_path).run_once(wait_s=5)
 
     assert outcome is Outcome.SUCCEEDED
