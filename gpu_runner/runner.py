@@ -14,6 +14,7 @@ given back once more, is moved to the dead-letter queue by SQS.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -33,6 +34,9 @@ from gpu_runner.data import ImageCache
 from gpu_runner.train import JobContext, JobRejected, Outcome, StopSignals, train_job
 from stek.eventlog import EventLog
 from stek.observability import logger
+from stek.registry.records import ValidationMessage
+from stek.registry.store import ModelRegistry
+from stek.registry.validation import fail_queued_validation, run_queued_validation
 from stek.services import Services
 from stek.settings import Settings, get_settings
 from stek.training.jobs import JobStore, LeaseLost, LeaseRefused
@@ -52,6 +56,7 @@ class Delivery:
     receipt: str
     receives: int
     message_id: str
+    validation: ValidationMessage | None = None
 
 
 class Heartbeat(threading.Thread):
@@ -209,6 +214,8 @@ class Runner:
         return failed
 
     def handle(self, delivery: Delivery) -> Outcome | str:
+        if delivery.validation is not None:
+            return self._validate(delivery, delivery.validation)
         if delivery.message is None:
             logger.warning("training message dropped", message_id=delivery.message_id)
             self._delete(delivery.receipt)
@@ -218,6 +225,23 @@ class Runner:
         if isinstance(leased, LeaseRefused):
             return self._refused(delivery, leased)
         return self._train(leased, delivery)
+
+    def _validate(self, delivery: Delivery, message: ValidationMessage) -> str:
+        """Run a validation the registry queued because its split was too large for it."""
+        registry = ModelRegistry(self.settings.catalog_table, self.dynamodb)
+        try:
+            run_queued_validation(registry, message)
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            if delivery.receives < self.max_receives():
+                logger.exception("validation failed; it will be retried")
+                self.set_visibility(delivery.receipt, int(self.retry_backoff_s * delivery.receives))
+                return "retry"
+            fail_queued_validation(registry, message, reason)
+            self.set_visibility(delivery.receipt, 0)  # on to the dead-letter queue
+            return "failed"
+        self._delete(delivery.receipt)
+        return "validated"
 
     def train_by_id(self, tenant: str, job_id: str) -> Outcome | str:
         """Train one job without a queue message (the message, if any, stays where it is)."""
@@ -432,11 +456,14 @@ class Runner:
 
 def _delivery(message: dict[str, Any]) -> Delivery:
     receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-    try:
-        body: TrainingMessage | None = TrainingMessage.model_validate_json(message["Body"])
-    except ValidationError:
-        body = None
-    return Delivery(body, message["ReceiptHandle"], receives, message.get("MessageId", ""))
+    delivery = Delivery(None, message["ReceiptHandle"], receives, message.get("MessageId", ""))
+    # The queue carries training jobs and the validations too large for the registry.
+    with contextlib.suppress(ValidationError):
+        delivery.validation = ValidationMessage.model_validate_json(message["Body"])
+    if delivery.validation is None:
+        with contextlib.suppress(ValidationError):
+            delivery.message = TrainingMessage.model_validate_json(message["Body"])
+    return delivery
 
 
 def main() -> None:

@@ -621,8 +621,9 @@ def test_a_scientist_uploads_their_own_model(stack: Stack, svc: Services, tenant
     assert version.lineage.training_job_id is None
 
 
-def test_validation_over_the_in_function_limit_is_refused(
-    stack: Stack, svc: Services, tenant: str
+@pytest.mark.torch
+def test_validation_over_the_in_function_limit_is_queued_and_a_runner_runs_it(
+    stack: Stack, svc: Services, tenant: str, tmp_path: Path
 ) -> None:
     # Given a limit of two images and a split of three
     svc.settings.validation_max_images = 2
@@ -640,11 +641,27 @@ def test_validation_over_the_in_function_limit_is_refused(
         {"dataset_id": dataset_id, "version": dataset_version},
     )
 
-    # Then it is a 422 that names the limit, and nothing is stored
-    assert status == 422
-    assert "at most 2" in answer["detail"]
-    assert registry(svc).validations(tenant, name, 1) == []
+    # Then it is accepted and queued for a runner, not run in the function
+    assert status == 202, answer
+    queued = answer["validation"]
+    assert (queued["status"], queued["images"], queued["metrics"]) == ("QUEUED", 3, {})
     assert events_of(svc, tenant, "model.validated") == []
+
+    # When a runner takes it from the training queue (imported here: the runner needs torch)
+    from gpu_runner.runner import Runner
+
+    runner = Runner(
+        svc.settings, svc.s3, svc.sqs, svc.dynamodb, svc.events, cache_dir=tmp_path, wait_s=0
+    )
+    assert runner.run_once() == "validated"
+
+    # Then it holds the same hand-checked metrics the function computes for small sets
+    done = registry(svc).validation(tenant, name, 1, queued["validation_id"])
+    assert done.status == "SUCCEEDED"
+    assert done.metrics["map_50"] == pytest.approx((1.0 + 51 / 101) / 2)
+    assert "pr_curve.png" in done.artifacts
+    assert len(events_of(svc, tenant, "model.validated")) == 1
+    assert runner.run_once() is None  # the message is gone
 
 
 def test_a_machine_key_cannot_move_an_alias(stack: Stack, svc: Services, tenant: str) -> None:

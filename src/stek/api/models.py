@@ -29,6 +29,7 @@ from stek.registry.records import (
     ModelVersion,
     PromotionRule,
     Validation,
+    ValidationStatus,
 )
 from stek.registry.store import ModelRegistry, validate_name
 from stek.registry.validation import loaded_model, validate
@@ -281,7 +282,7 @@ def create_upload(name: ModelName) -> UploadAnswer:
 @router.post(
     "/v1/models/<name>/versions/<version>/validations",
     tags=["models"],
-    summary="Validate a version on a dataset version's split (inside the function, small sets)",
+    summary="Validate a version on a dataset version's split: 201 done, or 202 queued for a runner",
 )
 def create_validation(
     name: ModelName, version: VersionRef, request: Annotated[ValidationRequest, Body()]
@@ -293,7 +294,9 @@ def create_validation(
     validation = validate(
         registry, found, request.dataset_id, request.version, request.split, principal.key_id
     )
-    return _validation_answer(validation), 201
+    # A split too large for the function is queued for a runner: accepted, not done yet.
+    queued = validation.status is ValidationStatus.QUEUED
+    return _validation_answer(validation), 202 if queued else 201
 
 
 @router.get(

@@ -9,7 +9,7 @@ stops a rollback to a version that no longer meets it.
 from __future__ import annotations
 
 from stek.errors import Conflict
-from stek.registry.records import AliasChange, ModelVersion, PromotionRule
+from stek.registry.records import AliasChange, ModelVersion, PromotionRule, ValidationStatus
 from stek.registry.store import ModelRegistry, validate_name
 from stek.services import services
 
@@ -48,7 +48,8 @@ def check_promotion(
     validations = [
         validation
         for validation in registry.validations(version.tenant, version.name, version.version)
-        if validation.dataset_id == rule.dataset_id
+        if validation.status is ValidationStatus.SUCCEEDED
+        and validation.dataset_id == rule.dataset_id
         and validation.dataset_version == rule.dataset_version
         and (rule.split is None or validation.split is rule.split)
     ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -87,6 +88,22 @@ class Model(BaseModel):
     created_at: datetime = Field(default_factory=now)
 
 
+class ValidationStatus(StrEnum):
+    QUEUED = "QUEUED"  # too large for the function: waiting for a runner
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class ValidationMessage(BaseModel):
+    """A queued validation on the training queue, for the next free runner."""
+
+    kind: Literal["validation"] = "validation"
+    tenant: str
+    name: str
+    version: int
+    validation_id: str
+
+
 class Validation(BaseModel):
     """A model version run over a dataset version's split, with what came out of it."""
 
@@ -102,4 +119,6 @@ class Validation(BaseModel):
     metrics: dict[str, Any]
     artifacts: dict[str, str] = Field(default_factory=dict)  # artifact name -> key
     artifacts_bucket: str = ""
+    status: ValidationStatus = ValidationStatus.SUCCEEDED
+    error: str | None = None
     created_at: datetime = Field(default_factory=now)

@@ -1,13 +1,14 @@
-"""Validation: run a model version over one split of a frozen dataset version, inside the
-function, and keep the detections, the metrics and the pictures.
+"""Validation: run a model version over one split of a frozen dataset version and keep the
+detections, the metrics and the pictures.
 
-Maintenance: validation runs inside the HTTP request, and API Gateway answers within 30 s.
-A split larger than `settings.validation_max_images` (200 by default, sized for the light
-architectures on a 3 GB function) is refused with a 422 that says so; a heavier model on a
-set under the limit can still run out the 30 s: the caller gets a gateway timeout while the
-function finishes, and finds the result through the `model.validated` event. Both belong in
-a runner job (queued, GPU, progress in the event log), which is not built yet: until it is,
-large sets cannot be validated through the API.
+A split of up to `settings.validation_max_images` (200 by default, sized for the light
+architectures on a 3 GB function) is validated inside the request. A larger one is stored
+as QUEUED and put on the training queue, where the next free runner runs the same code and
+records `model.validated`; the caller follows it with GET .../validations/{id}.
+
+Maintenance: a heavy model on a set under the limit can still run past API Gateway's 30 s:
+the caller gets a gateway timeout while the function finishes, and finds the result through
+the `model.validated` event.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ from stek.observability import logger
 from stek.registry import pictures
 from stek.registry.inference import LoadedModel, Prediction, SessionCache, open_image
 from stek.registry.objects import ModelObjects, load_session
-from stek.registry.records import ModelVersion, Validation
+from stek.registry.records import (
+    ModelVersion,
+    Validation,
+    ValidationMessage,
+    ValidationStatus,
+)
 from stek.registry.store import ModelRegistry
 from stek.services import services
 
@@ -77,13 +83,9 @@ def validate(
     split: Split,
     actor: str,
 ) -> Validation:
-    """Run, measure, draw, store; records `model.validated`."""
+    """Validate now when the split is small enough for the function; else queue it."""
     entries = _entries(version, dataset_id, dataset_version, split)
-    model = loaded_model(version)
-    logger.info("validation started", images=len(entries), dataset_id=dataset_id, split=split.value)
-
-    outcomes = [_run(model, version, entry) for entry in entries]
-    metrics, curves = _metrics(version, outcomes)
+    settings = services().settings
     validation = Validation(
         validation_id=uuid.uuid4().hex,
         tenant=version.tenant,
@@ -94,9 +96,95 @@ def validate(
         split=split,
         task=version.task,
         images=len(entries),
-        metrics=metrics,
-        artifacts_bucket=services().settings.artifacts_bucket,
+        metrics={},
+        artifacts_bucket=settings.artifacts_bucket,
     )
+    if len(entries) <= settings.validation_max_images:
+        return _run_validation(registry, version, entries, validation, actor)
+    return _queue(registry, validation, actor)
+
+
+def run_queued_validation(registry: ModelRegistry, message: ValidationMessage) -> Validation:
+    """What a runner does with a queued validation; a redelivered one is left as it is."""
+    queued = registry.validation(
+        message.tenant, message.name, message.version, message.validation_id
+    )
+    if queued.status is not ValidationStatus.QUEUED:
+        return queued
+    version = registry.version(message.tenant, message.name, message.version)
+    entries = _entries(version, queued.dataset_id, queued.dataset_version, queued.split)
+    return _run_validation(registry, version, entries, queued, actor="runner")
+
+
+def fail_queued_validation(
+    registry: ModelRegistry, message: ValidationMessage, reason: str
+) -> None:
+    queued = registry.validation(
+        message.tenant, message.name, message.version, message.validation_id
+    )
+    registry.save_validation(
+        queued.model_copy(update={"status": ValidationStatus.FAILED, "error": reason})
+    )
+    services().events.record(
+        "model.validation.failed",
+        queued.tenant,
+        queued.name,
+        correlation_id=queued.validation_id,
+        dedup=f"{queued.validation_id}:failed",
+        version=queued.version,
+        validation_id=queued.validation_id,
+        reason=reason,
+    )
+
+
+def _queue(registry: ModelRegistry, validation: Validation, actor: str) -> Validation:
+    validation.status = ValidationStatus.QUEUED
+    registry.save_validation(validation)
+    message = ValidationMessage(
+        tenant=validation.tenant,
+        name=validation.name,
+        version=validation.version,
+        validation_id=validation.validation_id,
+    )
+    services().sqs.send_message(
+        QueueUrl=services().settings.training_queue_url, MessageBody=message.model_dump_json()
+    )
+    services().events.record(
+        "model.validation.queued",
+        validation.tenant,
+        validation.name,
+        correlation_id=validation.validation_id,
+        actor=actor,
+        version=validation.version,
+        validation_id=validation.validation_id,
+        images=validation.images,
+    )
+    logger.info(
+        "validation queued", validation_id=validation.validation_id, images=validation.images
+    )
+    return validation
+
+
+def _run_validation(
+    registry: ModelRegistry,
+    version: ModelVersion,
+    entries: list[ManifestEntry],
+    validation: Validation,
+    actor: str,
+) -> Validation:
+    """Run, measure, draw, store; records `model.validated`."""
+    dataset_id, dataset_version, split = (
+        validation.dataset_id,
+        validation.dataset_version,
+        validation.split,
+    )
+    model = loaded_model(version)
+    logger.info("validation started", images=len(entries), dataset_id=dataset_id, split=split.value)
+
+    outcomes = [_run(model, version, entry) for entry in entries]
+    metrics, curves = _metrics(version, outcomes)
+    validation.metrics = metrics
+    validation.status = ValidationStatus.SUCCEEDED
     validation.artifacts = _store_artifacts(validation, version, outcomes, curves)
     registry.save_validation(validation)
 
@@ -131,12 +219,6 @@ def _entries(
     if not entries:
         raise InvalidInput(
             f"dataset {dataset_id} version {dataset_version} has no {split.value} images"
-        )
-    if len(entries) > settings.validation_max_images:
-        raise InvalidInput(
-            f"the {split.value} split has {len(entries)} images; validation inside the function "
-            f"takes at most {settings.validation_max_images}; larger sets need a runner job, "
-            "which is not available yet"
         )
     _check_labels(entries, version)
     return entries
