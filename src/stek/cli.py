@@ -5,6 +5,7 @@ stek invoke ingest --event events/ingest_sqs_aws_put.json
 stek keys create --tenant greenhouse-a --role scientist
 stek events --type image.rejected --follow
 stek api GET /v1/images
+stek jobs watch job-1234           # a training job's progress, epoch by epoch
 stek demo
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stek.client import ApiError, StekClient
@@ -91,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--data", help="JSON body")
     api.add_argument("--role", default="scientist", help="which local key to use")
     api.set_defaults(command=cmd_api)
+
+    jobs = commands.add_parser("jobs", help="training jobs")
+    job_commands = jobs.add_subparsers(title="jobs commands")
+    watch = job_commands.add_parser("watch", help="follow a training job until it ends")
+    watch.add_argument("job_id")
+    watch.add_argument("--every", type=float, default=2.0, help="seconds between looks")
+    watch.set_defaults(command=cmd_jobs_watch)
 
     demo = commands.add_parser("demo", help="a whole day on the line, end to end")
     demo.add_argument("--images", type=int, default=240, help="images per task")
@@ -231,6 +240,47 @@ def cmd_api(arguments: argparse.Namespace) -> int:
     else:
         console.print_json(json.dumps(answer, default=str))
     return 0
+
+
+def cmd_jobs_watch(arguments: argparse.Namespace) -> int:
+    client = StekClient.from_environment(role="scientist")
+    job = watch_job(client, arguments.job_id, every_s=arguments.every)
+    error = f": {job['error']}" if job.get("error") else ""
+    console.print(f"{job['job_id']} {job['status']}{error}")
+    return 0 if job["status"] == "SUCCEEDED" else 1
+
+
+def watch_job(client: StekClient, job_id: str, *, every_s: float = 2.0) -> dict[str, Any]:
+    """A progress bar over the job's epochs, with its latest metrics, until it ends."""
+    path = f"/v1/training-jobs/{job_id}"
+    job = client.get(path)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        epochs = job["request"]["hyperparameters"]["epochs"]
+        bar = progress.add_task(job_id, total=epochs, metrics="")
+        while True:
+            latest = job["epochs"][-1] if job.get("epochs") else {}
+            shown = ", ".join(
+                f"{name} {value:.3f}"
+                for name, value in latest.get("metrics", {}).items()
+                if isinstance(value, int | float)
+            )
+            progress.update(
+                bar,
+                completed=job["epochs_done"],
+                description=f"{job_id} {job['status']}",
+                metrics=shown,
+            )
+            if job["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                return dict(job)
+            time.sleep(every_s)
+            job = client.get(path)
 
 
 def cmd_demo(arguments: argparse.Namespace) -> int:

@@ -65,3 +65,33 @@ def test_keys_create_works_without_a_running_stack(
     assert main(["keys", "create", "--tenant", "greenhouse-a", "--role", "machine"]) == 0
 
     assert "stek_" in capsys.readouterr().out
+
+
+class _JobApi:
+    """Answers GET /v1/training-jobs/{id} with a job that trains one epoch per look."""
+
+    def __init__(self, epochs: int) -> None:
+        self.looks, self.epochs = 0, epochs
+
+    def get(self, path: str, **_: object) -> dict[str, object]:
+        done = min(self.looks, self.epochs)
+        self.looks += 1
+        return {
+            "job_id": path.rsplit("/", 1)[-1],
+            "status": "SUCCEEDED" if done == self.epochs else "RUNNING",
+            "request": {"hyperparameters": {"epochs": self.epochs}},
+            "epochs_done": done,
+            "epochs": [
+                {"epoch": n + 1, "metrics": {"accuracy": 0.5 + n / 10}} for n in range(done)
+            ],
+        }
+
+
+def test_watch_job_follows_the_epochs_until_the_job_ends() -> None:
+    from stek.cli import watch_job
+
+    api = _JobApi(epochs=3)
+
+    job = watch_job(api, "job-1", every_s=0)  # type: ignore[arg-type]
+
+    assert (job["status"], job["epochs_done"], api.looks) == ("SUCCEEDED", 3, 4)
