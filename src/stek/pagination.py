@@ -27,3 +27,13 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(decoded, dict):
         raise InvalidInput("cursor is not one this API handed out")
     return decoded
+
+
+def query_page(
+    dynamodb: Any, query: dict[str, Any], cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a DynamoDB query (client API) and the cursor of the next page."""
+    if start := decode_cursor(cursor):
+        query = {**query, "ExclusiveStartKey": start}
+    answer = dynamodb.query(**query)
+    return answer.get("Items", []), encode_cursor(answer.get("LastEvaluatedKey"))

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from stek.datasets.manifest import Box, Split, Task, VersionSummary, version_item_key
 from stek.errors import Conflict, NotFound
-from stek.pagination import decode_cursor, encode_cursor
+from stek.pagination import query_page
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -91,18 +91,15 @@ class DatasetCatalog:
         return _dataset(answer["Item"])
 
     def page(self, tenant: str, limit: int, cursor: str | None) -> tuple[list[Dataset], str | None]:
-        request: dict[str, Any] = {
+        request = {
             "TableName": self._table_name,
             "IndexName": "gsi1",
             "KeyConditionExpression": "gsi1pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": f"T#{tenant}#DATASETS"}},
             "Limit": limit,
         }
-        if start := decode_cursor(cursor):
-            request["ExclusiveStartKey"] = start
-        answer = self._dynamodb.query(**request)
-        datasets = [_dataset(item) for item in answer.get("Items", [])]
-        return datasets, encode_cursor(answer.get("LastEvaluatedKey"))
+        items, next_cursor = query_page(self._dynamodb, request, cursor)
+        return [_dataset(item) for item in items], next_cursor
 
     def add_classes(self, dataset: Dataset, classes: Iterable[str]) -> Dataset:
         """The dataset with `classes` appended (an import into a dataset with no classes yet)."""

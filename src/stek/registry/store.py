@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from stek.errors import Conflict, InvalidInput, NotFound
-from stek.pagination import decode_cursor, encode_cursor
+from stek.pagination import query_page
 from stek.registry.records import (
     AliasChange,
     Model,
@@ -87,31 +87,21 @@ class ModelRegistry:
         item = self._get(_model_pk(tenant, name), "MODEL")
         if not item:
             raise NotFound(f"there is no model {name}")
-        rule = item.get("promotion_rule", {}).get("S")
-        return Model(
-            tenant=tenant,
-            name=name,
-            task=item["task"]["S"],
-            latest_version=int(item["latest_version"]["N"]),
-            promotion_rule=PromotionRule.model_validate_json(rule) if rule else None,
-            created_at=item["created_at"]["S"],
-        )
+        return _model(tenant, name, item)
 
     def models(
         self, tenant: str, *, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[Model], str | None]:
-        query: dict[str, Any] = {
+        query = {
             "TableName": self._table,
             "IndexName": "gsi1",
             "KeyConditionExpression": "gsi1pk = :models",
             "ExpressionAttributeValues": {":models": {"S": f"T#{tenant}#MODELS"}},
             "Limit": limit,
         }
-        if start := decode_cursor(cursor):
-            query["ExclusiveStartKey"] = start
-        answer = self._dynamodb.query(**query)
-        found = [self.model(tenant, item["name"]["S"]) for item in answer["Items"]]
-        return found, encode_cursor(answer.get("LastEvaluatedKey"))
+        # The index projects the whole MODEL item: no second read per model.
+        items, next_cursor = query_page(self._dynamodb, query, cursor)
+        return [_model(tenant, item["name"]["S"], item) for item in items], next_cursor
 
     def set_promotion_rule(self, tenant: str, name: str, rule: PromotionRule | None) -> None:
         self.model(tenant, name)  # 404 for a model that does not exist
@@ -283,16 +273,25 @@ class ModelRegistry:
     def _query_prefix(
         self, pk: str, prefix: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        query: dict[str, Any] = {
+        query = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
             "Limit": limit,
         }
-        if start := decode_cursor(cursor):
-            query["ExclusiveStartKey"] = start
-        answer = self._dynamodb.query(**query)
-        return answer["Items"], encode_cursor(answer.get("LastEvaluatedKey"))
+        return query_page(self._dynamodb, query, cursor)
+
+
+def _model(tenant: str, name: str, item: dict[str, Any]) -> Model:
+    rule = item.get("promotion_rule", {}).get("S")
+    return Model(
+        tenant=tenant,
+        name=name,
+        task=item["task"]["S"],
+        latest_version=int(item["latest_version"]["N"]),
+        promotion_rule=PromotionRule.model_validate_json(rule) if rule else None,
+        created_at=item["created_at"]["S"],
+    )
 
 
 def _model_pk(tenant: str, name: str) -> str:

@@ -23,7 +23,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from stek.errors import Conflict, NotFound
-from stek.pagination import decode_cursor, encode_cursor
+from stek.pagination import query_page
 from stek.training.schema import (
     Artifacts,
     EpochReport,
@@ -136,7 +136,7 @@ class JobStore:
 
     def list(self, tenant: str, *, limit: int = 50, cursor: str | None = None) -> TrainingJobPage:
         """A tenant's jobs, newest first."""
-        query: dict[str, Any] = {
+        query = {
             "TableName": self._table,
             "IndexName": "gsi1",
             "KeyConditionExpression": "gsi1pk = :jobs",
@@ -144,11 +144,10 @@ class JobStore:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if start := decode_cursor(cursor):
-            query["ExclusiveStartKey"] = start
-        answer = self._dynamodb.query(**query)
-        jobs = [_job(_deserialize(item)) for item in answer.get("Items", [])]
-        return TrainingJobPage(jobs=jobs, next_cursor=encode_cursor(answer.get("LastEvaluatedKey")))
+        items, next_cursor = query_page(self._dynamodb, query, cursor)
+        return TrainingJobPage(
+            jobs=[_job(_deserialize(item)) for item in items], next_cursor=next_cursor
+        )
 
     def cancel(self, tenant: str, job_id: str) -> TrainingJob:
         """A QUEUED job is CANCELLED at once; a RUNNING one is asked to stop between steps."""
