@@ -93,12 +93,12 @@ def check_parity(
 
     Detection compares each confident PyTorch box with the ONNX box of the same class that
     overlaps it most. Scores are always compared; corners (as fractions of the input side)
-    only when the two are the same box (IoU >= 0.9). Candidates with equal scores can be
-    ordered either way by the two runtimes' sorts, so NMS may keep a different one of them:
-    that is a tie, not a broken export. An undertrained detector gives hundreds of boxes the
-    same score, so a box whose score another box shares is not required to reappear. Any
-    other confident box with no same-class ONNX box overlapping it by half counts as a
-    difference of 1.
+    only when the two are the same box (IoU >= 0.9). Boxes with equal scores can be ordered
+    either way by the two runtimes' sorts, so NMS may keep a different one of them and the
+    nearest ONNX box is then a neighbour with other corners and score: that is a tie, not a
+    broken export, so a box whose score another box shares is left out. (An undertrained
+    detector gives hundreds of boxes the same score; a trained one gives few.) Any other
+    confident box with no same-class ONNX box overlapping it by half counts as 1.
     """
     model = model.cpu().eval()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -162,17 +162,14 @@ def _detection_difference(
         if score < confident:
             continue
         position = int(np.searchsorted(order, score))
-        tied = any(0 <= i < len(gaps) and gaps[i] < tie for i in (position - 1, position))
+        if any(0 <= i < len(gaps) and gaps[i] < tie for i in (position - 1, position)):
+            continue
         same_class = np.flatnonzero(onnx_labels == label)
         if not len(same_class):
-            if tied:
-                continue
             return 1.0
         overlaps = box_iou(torch.from_numpy(box[None]), torch.from_numpy(onnx_boxes[same_class]))[0]
         best = int(overlaps.argmax())
         if float(overlaps[best]) < 0.5:
-            if tied:
-                continue
             return 1.0
         match = same_class[best]
         largest = max(largest, abs(float(onnx_scores[match]) - float(score)))

@@ -84,3 +84,13 @@ def test_detection_parity_forgives_ties_but_not_missing_boxes() -> None:
     assert export._detection_difference((boxes, scores, labels), nudged) == pytest.approx(
         0.001, abs=1e-4
     )
+
+
+def test_detection_parity_compares_only_scores_of_tied_twins() -> None:
+    boxes = np.array([[0, 0, 0.5, 0.5], [0.002, 0, 0.502, 0.5]], dtype=np.float32)
+    scores = np.array([0.4, 0.4], dtype=np.float32)
+    labels = np.array([0, 0])
+    # ONNX kept only the second twin: its corners are 0.002 away from the first.
+    twin = (boxes[[1]], scores[[1]], labels[[1]])
+
+    assert export._detection_difference((boxes, scores, labels), twin) == 0.0

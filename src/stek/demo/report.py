@@ -63,7 +63,9 @@ def _print_versions(console: Console, outcome: Outcome) -> None:
         planted = ", ".join(
             f"{name} {count}" for name, count in sorted(outcome.planted_label_faults.items())
         )
-        console.print(f"  label faults planted in the import: {planted}")
+        console.print(
+            f"  label faults planted in the import, by the rule that must find them: {planted}"
+        )
 
 
 def _findings(cleaning: dict[str, Any]) -> list[str]:

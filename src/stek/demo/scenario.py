@@ -24,6 +24,15 @@ from stek.synth import (
 from stek.synth.bad_labels import BoxDefect
 
 TRAY_SIZE = (256, 256)
+# The cleaning rule that must catch each kind of planted label fault.
+RULE_OF_DEFECT = {
+    BoxDefect.UNKNOWN_CLASS: "unknown_class",
+    BoxDefect.OUTSIDE_IMAGE: "box_outside_image",
+    BoxDefect.ZERO_AREA: "zero_area_box",
+    BoxDefect.NEGATIVE_AREA: "zero_area_box",
+    BoxDefect.TINY_BOX: "tiny_box",
+    BoxDefect.DUPLICATE_BOX: "duplicate_box",
+}
 CUTTING_SIZE = 96
 
 
@@ -58,7 +67,7 @@ class Scenario:
     @classmethod
     def quick(cls) -> Scenario:
         return cls(
-            cuttings=48,
+            cuttings=64,
             labelled_trays=24,
             line_trays=4,
             exact_duplicates=2,
@@ -86,7 +95,7 @@ class Upload:
 class Day:
     uploads: list[Upload] = field(default_factory=list)
     coco_archive: bytes = b""
-    planted_label_faults: dict[str, int] = field(default_factory=dict)
+    planted_label_faults: dict[str, int] = field(default_factory=dict)  # cleaning rule -> count
     line_trays: list[Upload] = field(default_factory=list)
 
 
@@ -199,7 +208,8 @@ def _coco_archive(scenario: Scenario) -> tuple[bytes, dict[str, int]]:
             if n % 10 == 9:  # one tray in ten carries a labelling mistake
                 defect = defects[(n // 10) % len(defects)]
                 boxes = corrupt_boxes(boxes, seed=n, image_size=TRAY_SIZE)[defect]
-                faults[defect.value] = faults.get(defect.value, 0) + 1
+                rule = RULE_OF_DEFECT[defect]
+                faults[rule] = faults.get(rule, 0) + 1
             file_name = f"images/tray-{n:04d}.jpg"
             archive.writestr(file_name, encode_jpeg(tray.image))
             images.append(
@@ -214,9 +224,24 @@ def _coco_archive(scenario: Scenario) -> tuple[bytes, dict[str, int]]:
         categories = [{"id": i, "name": name} for name, i in names.items()]
         for annotation in annotations:
             annotation["category_id"] = names[str(annotation.pop("label"))]
-        document = {"images": images, "annotations": annotations, "categories": categories}
-        archive.writestr("annotations.json", json.dumps(document))
+        # The labelling tool exports one file per split, as COCO sets do (instances_val...),
+        # so even a small import has validation and test images.
+        for split in ("train", "val", "test"):
+            chosen = [image for image in images if _split_of(int(str(image["id"])) - 1) == split]
+            ids = {image["id"] for image in chosen}
+            document = {
+                "images": chosen,
+                "annotations": [a for a in annotations if a["image_id"] in ids],
+                "categories": categories,
+            }
+            archive.writestr(f"annotations_{split}.json", json.dumps(document))
     return buffer.getvalue(), faults
+
+
+def _split_of(tray_number: int) -> str:
+    """70 % train, 15 % val, 15 % test, in a fixed pattern over the tray numbers."""
+    position = tray_number % 20
+    return "train" if position < 14 else "val" if position < 17 else "test"
 
 
 def _coco_annotation(annotation_id: int, image_id: int, box: Box) -> dict[str, object]:
