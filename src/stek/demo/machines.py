@@ -11,6 +11,8 @@ import urllib3
 from stek.client import StekClient
 from stek.demo.scenario import Upload
 
+_storage = urllib3.PoolManager()  # one connection pool for every presigned upload
+
 
 def put_to_bucket(s3: Any, bucket: str, tenant: str, upload: Upload) -> str:
     """S3 PUT under `{tenant}/{machine}/...` with the machine's metadata."""
@@ -41,7 +43,7 @@ def post_presigned(machine: StekClient, upload: Upload) -> str:
     )
     fields: dict[str, Any] = dict(ticket["fields"])
     fields["file"] = (upload.filename, upload.body, upload.content_type)
-    answer = urllib3.PoolManager().request("POST", ticket["url"], fields=fields)
+    answer = _storage.request("POST", ticket["url"], fields=fields)
     if answer.status >= 300:
         raise RuntimeError(
             f"storage refused the presigned upload: {answer.status} {answer.data[:200]!r}"
